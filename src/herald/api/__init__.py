@@ -1,0 +1,1 @@
+"""HTTP API: thin routers that parse, authorize and call the engine."""

@@ -1,0 +1,83 @@
+"""Who is calling: an API key with scopes, or a user token that reaches only its own user."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+
+from herald.engine.service import Herald
+from herald.engine.tokens import BadToken, verify_user_token
+from herald.store.apikeys import ApiKey, find_api_key, hash_key
+
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def get_herald(request: Request) -> Herald:
+    return request.app.state.herald  # type: ignore[no-any-return]
+
+
+HeraldDep = Annotated[Herald, Depends(get_herald)]
+
+
+class ApiKeyCache:
+    """Resolved keys for a few seconds, so a hot endpoint does not hash-and-query on every call."""
+
+    def __init__(self, ttl: float = 10.0) -> None:
+        self.ttl = ttl
+        self._entries: dict[str, tuple[float, ApiKey | None]] = {}
+
+    async def resolve(self, herald: Herald, plaintext: str) -> ApiKey | None:
+        digest = hash_key(plaintext)
+        hit = self._entries.get(digest)
+        if hit and hit[0] > time.monotonic():
+            return hit[1]
+        async with herald.db.read() as conn:
+            key = await find_api_key(conn, plaintext)
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[digest] = (time.monotonic() + self.ttl, key)
+        return key
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+def require_scope(scope: str) -> Callable[..., Coroutine[Any, Any, ApiKey]]:
+    async def dependency(request: Request, herald: HeraldDep) -> ApiKey:
+        token = _bearer(request)
+        if token is None or not token.startswith("hk_"):
+            raise HTTPException(401, "an API key is required (Authorization: Bearer hk_…)", headers=_CHALLENGE)
+        key = await request.app.state.api_keys.resolve(herald, token)
+        if key is None:
+            raise HTTPException(401, "API key is not valid", headers=_CHALLENGE)
+        if scope not in key.scopes and "admin" not in key.scopes:
+            raise HTTPException(403, f"this API key lacks the '{scope}' scope")
+        request.state.api_key = key
+        return key  # type: ignore[no-any-return]
+
+    return dependency
+
+
+async def current_user(request: Request, herald: HeraldDep) -> str:
+    """The user id of a valid user token (header, or ``?token=`` for EventSource/WebSocket)."""
+    token = _bearer(request) or request.query_params.get("token")
+    if not token:
+        raise HTTPException(401, "a user token is required", headers=_CHALLENGE)
+    try:
+        return verify_user_token(herald.secret_key, token)
+    except BadToken as exc:
+        raise HTTPException(401, f"user token is not valid: {exc}", headers=_CHALLENGE) from exc
+
+
+SendKey = Annotated[ApiKey, Depends(require_scope("send"))]
+ReadKey = Annotated[ApiKey, Depends(require_scope("read"))]
+AdminKey = Annotated[ApiKey, Depends(require_scope("admin"))]
+CurrentUser = Annotated[str, Depends(current_user)]

@@ -1,0 +1,90 @@
+"""User-side endpoints (user token): the inbox, counts, marks, banners. Only ever the caller's own data."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response
+
+from herald.api.auth import CurrentUser, HeraldDep
+from herald.api.schemas import ReadAllIn, StatusFilter
+from herald.api.views import inbox_item_view
+from herald.core.enums import Category
+from herald.engine import inbox
+
+router = APIRouter(prefix="/v1/me", tags=["me"])
+ItemId = Annotated[str, Path(min_length=1, max_length=40)]
+
+
+@router.get("/inbox")
+async def list_inbox(
+    user_id: CurrentUser,
+    herald: HeraldDep,
+    status: StatusFilter = "all",
+    category: Category | None = None,
+    archived: bool = False,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> dict[str, Any]:
+    page = await inbox.feed(
+        herald,
+        user_id,
+        status=status,
+        category=category.value if category else None,
+        archived=archived,
+        cursor=cursor,
+        limit=limit,
+    )
+    return {"items": [inbox_item_view(i) for i in page.items], "next_cursor": page.next_cursor}
+
+
+@router.get("/inbox/counts")
+async def inbox_counts(user_id: CurrentUser, herald: HeraldDep) -> dict[str, Any]:
+    return await inbox.counts(herald, user_id)
+
+
+@router.post("/inbox/read-all")
+async def read_all(user_id: CurrentUser, herald: HeraldDep, body: ReadAllIn | None = None) -> dict[str, Any]:
+    category = body.category.value if body and body.category else None
+    return {"updated": await inbox.read_all(herald, user_id, category)}
+
+
+@router.get("/inbox/{item_id}")
+async def get_item(item_id: ItemId, user_id: CurrentUser, herald: HeraldDep) -> dict[str, Any]:
+    return inbox_item_view(await inbox.get_item(herald, user_id, item_id))
+
+
+async def _mark(herald: Any, user_id: str, item_id: str, action: str) -> dict[str, Any]:
+    await inbox.mark(herald, user_id, item_id, action)
+    return inbox_item_view(await inbox.get_item(herald, user_id, item_id))
+
+
+@router.post("/inbox/{item_id}/read")
+async def mark_read(item_id: ItemId, user_id: CurrentUser, herald: HeraldDep) -> dict[str, Any]:
+    return await _mark(herald, user_id, item_id, "read")
+
+
+@router.post("/inbox/{item_id}/unread")
+async def mark_unread(item_id: ItemId, user_id: CurrentUser, herald: HeraldDep) -> dict[str, Any]:
+    return await _mark(herald, user_id, item_id, "unread")
+
+
+@router.post("/inbox/{item_id}/archive")
+async def archive(item_id: ItemId, user_id: CurrentUser, herald: HeraldDep) -> dict[str, Any]:
+    return await _mark(herald, user_id, item_id, "archive")
+
+
+@router.post("/inbox/{item_id}/unarchive")
+async def unarchive(item_id: ItemId, user_id: CurrentUser, herald: HeraldDep) -> dict[str, Any]:
+    return await _mark(herald, user_id, item_id, "unarchive")
+
+
+@router.delete("/inbox/{item_id}", status_code=204)
+async def delete_item(item_id: ItemId, user_id: CurrentUser, herald: HeraldDep) -> Response:
+    await inbox.mark(herald, user_id, item_id, "delete")
+    return Response(status_code=204)
+
+
+@router.get("/banners")
+async def banners(user_id: CurrentUser, herald: HeraldDep) -> dict[str, Any]:
+    return {"items": [inbox_item_view(i) for i in await inbox.banners(herald, user_id)]}

@@ -1,0 +1,158 @@
+"""Request bodies. Responses are plain dicts shaped as API.md writes them."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from zoneinfo import available_timezones
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from herald.core.enums import AnnouncementKind, Category, ContentType, Priority
+
+KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$"
+Key = Annotated[str, StringConstraints(pattern=KEY_PATTERN)]
+Locale = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=35)]
+_TIMEZONES: set[str] | None = None
+
+
+def _check_timezone(value: str | None) -> str | None:
+    global _TIMEZONES
+    if value is None:
+        return None
+    if _TIMEZONES is None:
+        _TIMEZONES = available_timezones()
+    if value not in _TIMEZONES and value != "UTC":
+        raise ValueError("not an IANA time zone name")
+    return value
+
+
+def _check_email(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+        raise ValueError("not an email address")
+    return value
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UserIn(Strict):
+    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    email: Annotated[str | None, AfterValidator(_check_email)] = None
+    phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ()-]{3,32}$")] | None = None
+    locale: Locale | None = None
+    timezone: Annotated[str | None, AfterValidator(_check_timezone)] = None
+    channels: dict[str, Any] | None = None
+    tags: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] | None = Field(
+        default=None, max_length=100
+    )
+    data: dict[str, Any] | None = None
+
+
+class InlineRecipient(UserIn):
+    id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class TokenIn(Strict):
+    expires_in: int = Field(default=3600, ge=60, le=90 * 24 * 3600)
+
+
+class NotificationTypeIn(Strict):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    category: Category = Category.REMINDER
+    priority: Priority = Priority.NORMAL
+    channels: list[Annotated[str, StringConstraints(min_length=1, max_length=40)]] = Field(
+        default_factory=lambda: ["inapp"]
+    )
+    critical: bool = False
+    ttl_seconds: int | None = Field(default=None, ge=1, le=365 * 24 * 3600)
+    description: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
+class TemplateIn(BaseModel):
+    """``title, summary, body, action_url, actions`` plus any channel fields; strings are ``${var}`` templates."""
+
+    model_config = ConfigDict(extra="allow")
+    title: str | None = None
+    summary: str | None = None
+    body: str | None = None
+
+
+class PreviewIn(Strict):
+    type: Key
+    channel: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    locale: Locale | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class AudienceIn(Strict):
+    all: bool | None = None
+    tags: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] | None = Field(
+        default=None, min_length=1
+    )
+
+    def as_dict(self) -> dict[str, Any]:
+        if self.all:
+            return {"all": True}
+        if self.tags:
+            return {"tags": self.tags}
+        raise ValueError("audience needs all: true or a non-empty tags list")
+
+
+class TriggerIn(Strict):
+    type: Key
+    to: list[Annotated[str, StringConstraints(min_length=1, max_length=200)] | InlineRecipient] | None = None
+    audience: AudienceIn | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+    actor: dict[str, Any] | None = None
+    target: dict[str, Any] | None = None
+    send_at: AwareDatetime | None = None
+    expires_at: AwareDatetime | None = None
+    channels: list[Annotated[str, StringConstraints(min_length=1, max_length=40)]] | None = None
+
+
+class AnnouncementIn(Strict):
+    title: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    summary: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    body: Annotated[str, StringConstraints(max_length=200_000)] | None = None
+    kind: AnnouncementKind = AnnouncementKind.NOTICE
+    content_type: ContentType = ContentType.TEXT
+    media_url: Annotated[str, StringConstraints(max_length=2000, pattern=r"^https?://")] | None = None
+    action_url: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    data: dict[str, Any] | None = None
+    audience: AudienceIn = Field(default_factory=lambda: AudienceIn(all=True))
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+
+
+class AnnouncementPatch(Strict):
+    title: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
+    summary: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    body: Annotated[str, StringConstraints(max_length=200_000)] | None = None
+    kind: AnnouncementKind | None = None
+    content_type: ContentType | None = None
+    media_url: Annotated[str, StringConstraints(max_length=2000, pattern=r"^https?://")] | None = None
+    action_url: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    data: dict[str, Any] | None = None
+    audience: AudienceIn | None = None
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+
+
+class ReadAllIn(Strict):
+    category: Category | None = None
+
+
+class ChannelAccountIn(Strict):
+    channel: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    config: dict[str, Any] = Field(default_factory=dict)
+    default: bool = False
+
+
+def rfc3339(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+StatusFilter = Literal["unread", "read", "all"]

@@ -1,0 +1,64 @@
+"""create_app(settings): the routers, error handling, and in embedded mode the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from herald import __version__
+from herald.api import me, ops, problems, server
+from herald.api.auth import ApiKeyCache
+from herald.api.limits import BodySizeLimit
+from herald.config import Settings
+from herald.engine.service import Herald
+from herald.engine.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> FastAPI:
+    settings = settings or Settings()
+    herald = Herald(settings)
+    with_worker = settings.embedded_worker if run_worker is None else run_worker
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.auto_migrate:
+            await herald.migrate()
+        worker_task = None
+        worker = None
+        if with_worker:
+            worker = Worker(herald)
+            worker_task = asyncio.create_task(worker.run(), name="herald-worker")
+        try:
+            yield
+        finally:
+            if worker is not None and worker_task is not None:
+                worker.stop()
+                try:
+                    await asyncio.wait_for(worker_task, timeout=30)
+                except TimeoutError:
+                    worker_task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await worker_task
+            await herald.close()
+
+    app = FastAPI(
+        title="Herald",
+        version=__version__,
+        description="Self-hosted notification platform (消息通知系统). See API.md for the contract.",
+        lifespan=lifespan,
+    )
+    app.state.herald = herald
+    app.state.api_keys = ApiKeyCache()
+    problems.install(app)
+    app.include_router(ops.router)
+    app.include_router(server.router)
+    app.include_router(me.router)
+    app.add_middleware(BodySizeLimit)
+    return app

@@ -1,0 +1,86 @@
+"""The channel protocol. A channel is one file in this package holding one ``Channel`` subclass.
+
+A subclass declares:
+
+- ``name``: the channel kind used in the API (``email``, ``webhook``, ...);
+- ``Settings``: a pydantic model of its account settings (``SecretStr`` fields are write-only:
+  encrypted at rest, masked on every read) — ``GET /v1/channels`` serves its JSON Schema;
+- ``requires_template``: whether a notification type needs a template for this channel;
+- ``send(message, settings)``: deliver one message or raise a ``herald.core.errors`` error.
+
+Channels never touch the store or the API: everything they need arrives in ``OutboundMessage``.
+Subclasses are discovered by importing every module of this package, so adding a channel touches
+nothing else.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+
+class ChannelSettings(BaseModel):
+    """Base for every channel's account settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def secret_fields(cls) -> list[str]:
+        return [name for name, f in cls.model_fields.items() if f.annotation in (SecretStr, SecretStr | None)]
+
+
+@dataclass(frozen=True)
+class Recipient:
+    id: str
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    locale: str | None = None
+    timezone: str | None = None
+    channels: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One delivery, rendered: what a channel needs to send it."""
+
+    delivery_id: str
+    notification_id: str
+    type: str
+    category: str
+    recipient: Recipient
+    content: dict[str, Any]
+    """The type's template for this channel, rendered for this recipient's locale."""
+    data: dict[str, Any]
+    """The trigger's raw data."""
+    attempt: int = 1
+    created_at: str | None = None
+
+
+@dataclass(frozen=True)
+class SendResult:
+    provider_message_id: str | None = None
+    detail: str | None = None
+
+
+class Channel(ABC):
+    name: ClassVar[str]
+    title: ClassVar[str] = ""
+    Settings: ClassVar[type[ChannelSettings]] = ChannelSettings
+    requires_template: ClassVar[bool] = True
+    requires_account: ClassVar[bool] = True
+
+    @abstractmethod
+    async def send(self, message: OutboundMessage, settings: Any) -> SendResult:
+        """Deliver ``message`` with an account's validated ``settings``.
+
+        Raise ``RetryableError`` (with ``retry_after`` when the provider says), ``TerminalError``
+        or ``SkipDelivery``; return a ``SendResult`` on success.
+        """
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, most channels hold nothing
+        """Release pooled connections; called at shutdown."""

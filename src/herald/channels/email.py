@@ -1,0 +1,157 @@
+"""Email over SMTP (邮件), sent with aiosmtplib: one connection per message, text + HTML alternative."""
+
+from __future__ import annotations
+
+import html
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from email.utils import formataddr, formatdate, make_msgid, parseaddr
+from typing import Any
+
+import aiosmtplib
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from herald.channels.base import Channel, ChannelSettings, OutboundMessage, SendResult
+from herald.core.errors import DeliveryError, RetryableError, SkipDelivery, TerminalError
+
+
+class EmailSettings(ChannelSettings):
+    host: str = Field(min_length=1, description="SMTP server host name or IP address.")
+    port: int = Field(587, ge=1, le=65535, description="587 for STARTTLS, 465 for implicit TLS, 25 plain.")
+    username: str | None = Field(None, description="Login, when the server requires AUTH.")
+    password: SecretStr | None = Field(None, description="Password or app token; write-only.")
+    sender: str = Field(
+        min_length=3,
+        description='From address, optionally with a display name: "Herald 通知 <noreply@example.com>".',
+    )
+    starttls: bool = Field(
+        False, description="Upgrade the connection with STARTTLS (required, not opportunistic)."
+    )
+    ssl: bool = Field(False, description="Connect with implicit TLS (usually port 465).")
+    timeout: float = Field(10, gt=0, le=300, description="Seconds allowed for each SMTP step.")
+
+    @field_validator("sender")
+    @classmethod
+    def _sender_is_an_address(cls, value: str) -> str:
+        _, address = parseaddr(value)
+        if "@" not in address:
+            raise ValueError("sender must be an email address, optionally with a display name")
+        return value
+
+    @model_validator(mode="after")
+    def _one_tls_mode(self) -> EmailSettings:
+        if self.ssl and self.starttls:
+            raise ValueError("set either ssl (implicit TLS) or starttls, not both")
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password go together")
+        return self
+
+    @property
+    def sender_address(self) -> str:
+        """The bare address of ``sender``: the SMTP envelope sender and the Message-ID domain."""
+        return parseaddr(self.sender)[1]
+
+
+class EmailChannel(Channel):
+    name = "email"
+    title = "Email / 邮件"
+    Settings = EmailSettings
+
+    async def send(self, message: OutboundMessage, settings: EmailSettings) -> SendResult:
+        if not message.recipient.email:
+            raise SkipDelivery("no email address")
+        address = deliverable_address(message.recipient.email)
+        email = build_email(message, settings, address)
+        try:
+            await aiosmtplib.send(
+                email,
+                sender=settings.sender_address,
+                recipients=[address],
+                hostname=settings.host,
+                port=settings.port,
+                username=settings.username,
+                password=settings.password.get_secret_value() if settings.password else None,
+                use_tls=settings.ssl,
+                start_tls=settings.starttls,
+                timeout=settings.timeout,
+            )
+        except (aiosmtplib.SMTPException, OSError, TimeoutError, ValueError) as exc:
+            raise classify_smtp_error(exc) from exc
+        return SendResult(provider_message_id=email["Message-ID"])
+
+
+def build_email(message: OutboundMessage, settings: EmailSettings, address: str) -> EmailMessage:
+    """The MIME message: multipart/alternative, plain text first so clients prefer the HTML part."""
+    content = message.content
+    subject = _first_text(content, "subject", "title") or message.type
+    text = _first_text(content, "body", "text", "summary")
+    # ``html`` arrives autoescaped by the template renderer; only our own fallback needs escaping here.
+    body_html = _first_text(content, "html") or _text_to_html(text, subject)
+
+    email = EmailMessage(policy=default_policy)
+    email["Subject"] = subject
+    email["From"] = settings.sender
+    email["To"] = formataddr((message.recipient.name or "", address))
+    email["Date"] = formatdate(usegmt=True)
+    email["Message-ID"] = make_msgid(domain=settings.sender_address.rpartition("@")[2])
+    email["X-Herald-Delivery-Id"] = message.delivery_id
+    email.set_content(text)
+    email.add_alternative(body_html, subtype="html")
+    return email
+
+
+def deliverable_address(address: str) -> str:
+    """``address`` as SMTP and headers can carry it, or ``TerminalError``.
+
+    Internationalized domains (``user@例子.中国``) become punycode so no SMTPUTF8 is needed; the
+    stdlib cannot put a non-ASCII local part in a header, so those are refused up front.
+    """
+    try:
+        parsed = Address(addr_spec=address)
+        domain = parsed.domain if parsed.domain.isascii() else parsed.domain.encode("idna").decode()
+    except (ValueError, IndexError) as exc:  # the parser raises either on garbage; so does the idna codec
+        raise TerminalError(f"invalid email address: {address!r}") from exc
+    if not parsed.username or not domain:
+        raise TerminalError(f"invalid email address: {address!r}")
+    return Address(username=parsed.username, domain=domain).addr_spec
+
+
+def _first_text(content: dict[str, Any], *keys: str) -> str:
+    for key in keys:
+        value = content.get(key)
+        if value:
+            return str(value)
+    return ""
+
+
+def _text_to_html(text: str, title: str) -> str:
+    body = html.escape(text).replace("\r\n", "\n").replace("\n", "<br>\n")
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title></head>\n<body>{body}</body></html>\n"
+    )
+
+
+def classify_smtp_error(exc: BaseException) -> DeliveryError:
+    """SMTP failures as delivery errors: 5xx replies never heal, network trouble and 4xx replies may."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        # One recipient per message, so the first refusal is the one that matters.
+        refused = exc.recipients[0] if exc.recipients else None
+        if refused is not None:
+            return _from_reply(refused.code, f"recipient refused: {refused.message}")
+        return RetryableError(f"recipient refused: {exc}")
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return _from_reply(exc.code, f"{type(exc).__name__}: {exc.message}")
+    if isinstance(exc, aiosmtplib.SMTPNotSupported):
+        # The server lacks what the account asks for (STARTTLS, SMTPUTF8, AUTH): a config problem.
+        return TerminalError(f"server does not support it: {exc}")
+    if isinstance(exc, ValueError):
+        return TerminalError(f"address cannot be sent: {exc}")
+    return RetryableError(f"{type(exc).__name__}: {exc}")
+
+
+def _from_reply(code: int, text: str) -> DeliveryError:
+    if 500 <= code < 600:
+        return TerminalError(text, code=str(code))
+    return RetryableError(text, code=str(code) if code > 0 else None)

@@ -1,0 +1,78 @@
+"""One Settings object, read from HERALD_* environment variables."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./herald.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HERALD_", extra="ignore")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    secret_key: str | None = Field(default=None, repr=False)
+    redis_url: str | None = None
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+
+    lease_seconds: float = Field(default=60, gt=0)
+    retry_base_seconds: float = Field(default=2, ge=0)
+    retry_max_seconds: float = Field(default=3600, gt=0)
+    max_attempts: int = Field(default=8, ge=1)
+
+    worker_batch_size: int = Field(default=100, ge=1, le=10_000)
+    worker_concurrency: int = Field(default=32, ge=1)
+    worker_poll_seconds: float = Field(default=1.0, gt=0)
+    fanout_chunk_size: int = Field(default=5000, ge=100, le=100_000)
+    inline_fanout_limit: int = Field(default=1000, ge=1)
+
+    default_locale: str = "zh-CN"
+    allow_private_urls: bool = False
+    auto_migrate: bool = True
+    embedded_worker: bool = True
+
+    @model_validator(mode="after")
+    def _secret_key_present(self) -> Settings:
+        if self.secret_key is None and not self.is_sqlite:
+            raise ValueError("HERALD_SECRET_KEY is required when the database is not SQLite")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        if not self.is_sqlite:
+            return None
+        _, _, path = self.database_url.partition(":///")
+        if not path or path.startswith(":memory:"):
+            return None
+        return Path(path)
+
+    def resolved_secret_key(self) -> str:
+        """The secret key; on SQLite without one, generated once and kept beside the database."""
+        if self.secret_key:
+            return self.secret_key
+        db_path = self.sqlite_path
+        if db_path is None:
+            # An in-memory database lives only as long as the process; so may its key.
+            self.secret_key = secrets.token_urlsafe(32)
+            return self.secret_key
+        key_file = db_path.with_name(db_path.name + ".secret")
+        if key_file.exists():
+            self.secret_key = key_file.read_text().strip()
+        else:
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            key = secrets.token_urlsafe(32)
+            key_file.touch(mode=0o600)
+            key_file.write_text(key)
+            self.secret_key = key
+        return self.secret_key

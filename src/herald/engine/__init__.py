@@ -1,0 +1,1 @@
+"""Orchestration: trigger, fan-out, worker, inbox feed. Uses core, store, channels."""

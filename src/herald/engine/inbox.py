@@ -1,0 +1,199 @@
+"""The inbox feed: a user's private items and the live announcements of their audience, merged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from herald.core.cursor import decode_cursor, encode_cursor
+from herald.core.errors import NotFound
+from herald.engine.service import Herald
+from herald.store import announcements as ann_store
+from herald.store import inbox as inbox_store
+from herald.store import users as user_store
+from herald.store.types import utcnow
+
+ANNOUNCEMENT = "announcement"
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def in_audience(announcement: dict[str, Any], user_tags: list[str] | None) -> bool:
+    audience = announcement["audience"] or {}
+    if audience.get("all"):
+        return True
+    wanted = set(audience.get("tags") or [])
+    return bool(wanted and user_tags and wanted.intersection(user_tags))
+
+
+async def _user_announcements(herald: Herald, conn: Any, user_id: str, now: datetime) -> list[dict[str, Any]]:
+    """Live announcements this user is in the audience of (user row read only when tags matter)."""
+    live = await herald.announcements.live(herald, now)
+    if not live:
+        return []
+    tags: list[str] | None = None
+    if any(not (a["audience"] or {}).get("all") for a in live):
+        user = await user_store.get_user(conn, user_id)
+        tags = (user or {}).get("tags") or []
+    return [a for a in live if in_audience(a, tags)]
+
+
+def announcement_item(a: dict[str, Any], mark: dict[str, Any] | None) -> dict[str, Any]:
+    mark = mark or {}
+    return {
+        "id": a["id"],
+        "type": ANNOUNCEMENT,
+        "category": ANNOUNCEMENT,
+        "kind": a["kind"],
+        "content_type": a["content_type"],
+        "media_url": a["media_url"],
+        "title": a["title"],
+        "summary": a["summary"],
+        "body": a["body"],
+        "data": a["data"] or {},
+        "actor": None,
+        "target": None,
+        "action_url": a["action_url"],
+        "actions": [],
+        "read_at": mark.get("read_at"),
+        "seen_at": mark.get("seen_at"),
+        "archived_at": mark.get("archived_at"),
+        "created_at": a["feed_at"],
+        "expires_at": a["ends_at"],
+    }
+
+
+def private_item(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "type": row.pop("type_key")}
+
+
+async def feed(
+    herald: Herald,
+    user_id: str,
+    *,
+    status: str,
+    category: str | None,
+    archived: bool,
+    cursor: str | None,
+    limit: int,
+) -> Page:
+    now = utcnow()
+    before = decode_cursor(cursor) if cursor else None
+    async with herald.db.read() as conn:
+        rows = await inbox_store.list_items(
+            conn, user_id, now=now, status=status, category=category, archived=archived, before=before, limit=limit + 1
+        )
+        items = [private_item(r) for r in rows]
+        if category in (None, ANNOUNCEMENT):
+            anns = await _user_announcements(herald, conn, user_id, now)
+            if before is not None:
+                anns = [a for a in anns if (a["feed_at"], a["id"]) < before]
+            if anns:
+                marks = await ann_store.marks_for(conn, user_id, [a["id"] for a in anns])
+                for a in anns:
+                    item = announcement_item(a, marks.get(a["id"]))
+                    if marks.get(a["id"], {}).get("deleted_at"):
+                        continue
+                    if (item["archived_at"] is not None) != archived:
+                        continue
+                    if status == "unread" and item["read_at"] is not None:
+                        continue
+                    if status == "read" and item["read_at"] is None:
+                        continue
+                    items.append(item)
+    items.sort(key=lambda i: (i["created_at"], i["id"]), reverse=True)
+    page = items[:limit]
+    next_cursor = encode_cursor(page[-1]["created_at"], page[-1]["id"]) if len(items) > limit else None
+    return Page(page, next_cursor)
+
+
+async def counts(herald: Herald, user_id: str) -> dict[str, Any]:
+    now = utcnow()
+    async with herald.db.read() as conn:
+        by_category = await inbox_store.unread_counts(conn, user_id, now=now)
+        anns = await _user_announcements(herald, conn, user_id, now)
+        if anns:
+            marks = await ann_store.marks_for(conn, user_id, [a["id"] for a in anns])
+            unread = sum(
+                1
+                for a in anns
+                if not (m := marks.get(a["id"], {})).get("read_at")
+                and not m.get("archived_at")
+                and not m.get("deleted_at")
+            )
+            if unread:
+                by_category[ANNOUNCEMENT] = by_category.get(ANNOUNCEMENT, 0) + unread
+    full = {c: by_category.get(c, 0) for c in ("reminder", "announcement", "direct")}
+    full.update(by_category)
+    return {"total": sum(full.values()), "by_category": full}
+
+
+_ANN_MARKS = {
+    "read": {"read_at": "now", "seen_at": "now"},
+    "unread": {"read_at": None},
+    "archive": {"archived_at": "now"},
+    "unarchive": {"archived_at": None},
+    "delete": {"deleted_at": "now"},
+}
+
+
+async def mark(herald: Herald, user_id: str, item_id: str, action: str) -> None:
+    """read / unread / archive / unarchive / delete one item; NotFound unless it is this user's."""
+    now = utcnow()
+    if item_id.startswith("ann_"):
+        async with herald.db.read() as conn:
+            visible = {a["id"] for a in await _user_announcements(herald, conn, user_id, now)}
+        if item_id not in visible:
+            raise NotFound("inbox item")
+        values = {k: (now if v == "now" else v) for k, v in _ANN_MARKS[action].items()}
+        async with herald.db.write() as conn:
+            await ann_store.set_marks(conn, user_id, [item_id], values)
+        return
+    async with herald.db.write() as conn:
+        if not await inbox_store.mark_item(conn, user_id, item_id, action, now):
+            raise NotFound("inbox item")
+
+
+async def get_item(herald: Herald, user_id: str, item_id: str) -> dict[str, Any]:
+    now = utcnow()
+    async with herald.db.read() as conn:
+        if item_id.startswith("ann_"):
+            for a in await _user_announcements(herald, conn, user_id, now):
+                if a["id"] == item_id:
+                    marks = await ann_store.marks_for(conn, user_id, [item_id])
+                    if marks.get(item_id, {}).get("deleted_at"):
+                        break
+                    return announcement_item(a, marks.get(item_id))
+            raise NotFound("inbox item")
+        row = await inbox_store.get_item(conn, user_id, item_id)
+    if row is None:
+        raise NotFound("inbox item")
+    return private_item(row)
+
+
+async def read_all(herald: Herald, user_id: str, category: str | None) -> int:
+    now = utcnow()
+    async with herald.db.read() as conn:
+        anns = await _user_announcements(herald, conn, user_id, now) if category in (None, ANNOUNCEMENT) else []
+        marks = await ann_store.marks_for(conn, user_id, [a["id"] for a in anns])
+    unread_anns = [a["id"] for a in anns if not marks.get(a["id"], {}).get("read_at")]
+    async with herald.db.write() as conn:
+        n = await inbox_store.read_all(conn, user_id, now=now, category=category)
+        if unread_anns:
+            await ann_store.set_marks(conn, user_id, unread_anns, {"read_at": now, "seen_at": now})
+    return n + len(unread_anns)
+
+
+async def banners(herald: Herald, user_id: str) -> list[dict[str, Any]]:
+    now = utcnow()
+    async with herald.db.read() as conn:
+        anns = [a for a in await _user_announcements(herald, conn, user_id, now) if a["kind"] == "banner"]
+        marks = await ann_store.marks_for(conn, user_id, [a["id"] for a in anns])
+    out = [announcement_item(a, marks.get(a["id"])) for a in anns if not marks.get(a["id"], {}).get("deleted_at")]
+    out.sort(key=lambda i: (i["created_at"], i["id"]), reverse=True)
+    return out

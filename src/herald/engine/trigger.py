@@ -1,0 +1,191 @@
+"""Accepting a notification: validate, render, and write it with all its work in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from herald.core.enums import NotificationStatus, Priority
+from herald.core.errors import Invalid, TemplateError
+from herald.core.ids import new_id
+from herald.core.templates import render_fields
+from herald.engine import metrics
+from herald.engine.expand import INAPP, delivery_expiry, expand_chunk
+from herald.engine.service import Herald
+from herald.store import catalog, users
+from herald.store import jobs as job_store
+from herald.store import notifications as notification_store
+from herald.store.types import utcnow
+
+MAX_INLINE_RECIPIENTS = 10_000
+PROFILE_KEYS = ("name", "email", "phone", "locale", "timezone", "channels", "tags", "data")
+
+
+@dataclass
+class TriggerRequest:
+    type: str
+    to: list[str | dict[str, Any]] | None = None
+    audience: dict[str, Any] | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    actor: dict[str, Any] | None = None
+    target: dict[str, Any] | None = None
+    send_at: Any = None
+    expires_at: Any = None
+    channels: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class Accepted:
+    id: str
+    status: str
+    recipients: int | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "status": self.status, "recipients": self.recipients}
+
+
+OnCommit = Callable[[AsyncConnection, Accepted], Awaitable[None]]
+
+
+def _recipients(req: TriggerRequest) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """Ordered unique ids, and the inline profiles given with some of them."""
+    if req.to is None and req.audience is None:
+        raise Invalid([("to", "give 'to' (a list of user ids) or 'audience'")])
+    if req.to is not None and req.audience is not None:
+        raise Invalid([("to", "give either 'to' or 'audience', not both")])
+    if req.audience is not None:
+        return [], {}
+    assert req.to is not None
+    if not req.to:
+        raise Invalid([("to", "must name at least one recipient")])
+    if len(req.to) > MAX_INLINE_RECIPIENTS:
+        raise Invalid([("to", f"at most {MAX_INLINE_RECIPIENTS} inline recipients; use an audience")])
+    ids: dict[str, None] = {}
+    profiles: dict[str, dict[str, Any]] = {}
+    for i, entry in enumerate(req.to):
+        if isinstance(entry, str):
+            uid = entry
+        else:
+            uid = entry.get("id")  # type: ignore[assignment]
+            extra = {k: v for k, v in entry.items() if k in PROFILE_KEYS}
+            if extra and isinstance(uid, str):
+                profiles[uid] = extra
+        if not isinstance(uid, str) or not uid or len(uid) > 200:
+            raise Invalid([(f"to.{i}", "a user id is a non-empty string of at most 200 characters")])
+        ids[uid] = None
+    return list(ids), profiles
+
+
+def render_all(
+    templates: dict[str, dict[str, dict[str, Any]]], channels: list[str], data: dict[str, Any]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every template of the chosen channels, in every locale, or Invalid naming the missing variable."""
+    rendered: dict[str, dict[str, dict[str, Any]]] = {}
+    for channel in channels:
+        for locale, fields in templates.get(channel, {}).items():
+            try:
+                rendered.setdefault(channel, {})[locale] = render_fields(fields, data)
+            except TemplateError as exc:
+                where = f"data.{exc.variable}" if exc.variable else "data"
+                raise Invalid([(where, f"{exc.message} (template {channel}/{locale})")]) from exc
+    return rendered
+
+
+async def trigger(herald: Herald, req: TriggerRequest, *, on_commit: OnCommit | None = None) -> Accepted:
+    now = utcnow()
+    async with herald.db.read() as conn:
+        ntype = await catalog.get_type(conn, req.type)
+        if ntype is None:
+            raise Invalid([("type", f"unknown notification type '{req.type}'")])
+        templates = await catalog.get_templates(conn, req.type)
+
+    channels = list(dict.fromkeys(req.channels if req.channels is not None else ntype["channels"]))
+    errors = []
+    for i, channel in enumerate(channels):
+        kind = herald.channels.get(channel)
+        if kind is None:
+            errors.append((f"channels.{i}", f"unknown channel '{channel}'"))
+        elif kind.requires_template and channel not in templates:
+            errors.append((f"channels.{i}", f"type '{req.type}' has no template for channel '{channel}'"))
+    if not channels:
+        errors.append(("channels", "the notification would go nowhere: no channels"))
+    if errors:
+        raise Invalid(errors)
+    if req.send_at is not None and req.expires_at is not None and req.expires_at <= req.send_at:
+        raise Invalid([("expires_at", "must be after send_at")])
+
+    recipient_ids, profiles = _recipients(req)
+    rendered = render_all(templates, channels, req.data)
+
+    scheduled = req.send_at is not None and req.send_at > now
+    inline = req.audience is None and not scheduled and len(recipient_ids) <= herald.settings.inline_fanout_limit
+    notification = {
+        "id": new_id("ntf"),
+        "type_key": req.type,
+        "category": ntype["category"],
+        "priority": Priority(ntype["priority"]).value,
+        "status": (
+            NotificationStatus.PROCESSED
+            if inline
+            else NotificationStatus.SCHEDULED
+            if scheduled
+            else NotificationStatus.EXPANDING
+        ).value,
+        "channels": channels,
+        "data": req.data,
+        "actor": req.actor,
+        "target": req.target,
+        "rendered": rendered,
+        "recipients": len(recipient_ids) if req.audience is None else 0,
+        "send_at": req.send_at,
+        "expires_at": req.expires_at,
+        "created_at": now,
+        "updated_at": now,
+    }
+    accepted = Accepted(notification["id"], "accepted", len(recipient_ids) if req.audience is None else None)
+    expires_at = delivery_expiry(notification, ntype["ttl_seconds"])
+
+    async with herald.db.write() as conn:
+        for uid, profile in profiles.items():
+            await users.upsert_user(conn, uid, profile)
+        await notification_store.insert_notification(conn, notification)
+        if inline:
+            await users.ensure_users(conn, recipient_ids)
+            known = await users.get_users(conn, recipient_ids)
+            recipients = [{"id": uid, "locale": known.get(uid, {}).get("locale")} for uid in recipient_ids]
+            await expand_chunk(
+                conn,
+                notification,
+                recipients,
+                now=now,
+                default_locale=herald.settings.default_locale,
+                expires_at=expires_at,
+            )
+        else:
+            payload = {
+                "notification_id": notification["id"],
+                "recipients": recipient_ids if req.audience is None else None,
+                "audience": req.audience,
+                "offset": 0,
+                "after": None,
+                "expanded": 0,
+            }
+            await job_store.enqueue_job(
+                conn,
+                "fanout",
+                payload,
+                run_at=req.send_at if scheduled else now,
+                now=now,
+                priority=Priority(ntype["priority"]).rank,
+            )
+        if on_commit is not None:
+            await on_commit(conn, accepted)
+
+    metrics.notifications_accepted.labels(req.type).inc()
+    if inline and INAPP in channels:
+        metrics.inbox_items_written.inc(len(recipient_ids))
+    herald.wake_worker()
+    return accepted

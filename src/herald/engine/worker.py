@@ -1,0 +1,299 @@
+"""The worker: claims due jobs and deliveries under a lease, sends, records every attempt."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from herald.channels.base import OutboundMessage, Recipient, SendResult
+from herald.core.backoff import retry_delay
+from herald.core.errors import DeliveryError, RetryableError, SkipDelivery, TerminalError
+from herald.core.locales import pick_locale
+from herald.engine import metrics
+from herald.engine.fanout import LostLease, run_fanout_job
+from herald.engine.service import Herald
+from herald.store import accounts as account_store
+from herald.store import deliveries as delivery_store
+from herald.store import jobs as job_store
+from herald.store import notifications as notification_store
+from herald.store import users as user_store
+from herald.store.types import utcnow
+
+log = logging.getLogger(__name__)
+SEND_TIMEOUT_SECONDS = 120.0
+
+
+@dataclass
+class Outcome:
+    delivery: dict[str, Any]
+    status: str
+    started_at: datetime
+    reason: str | None = None
+    error: str | None = None
+    code: str | None = None
+    next_attempt_at: datetime | None = None
+    provider_message_id: str | None = None
+    attempted: bool = True
+
+
+class Worker:
+    def __init__(self, herald: Herald) -> None:
+        self.herald = herald
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._stopping = asyncio.Event()
+        self._in_flight: set[str] = set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.herald.wake_worker()
+
+    async def run(self) -> None:
+        """Loop until ``stop()``: the batch in hand is finished, leases of unstarted work are released."""
+        log.info("worker %s started", self.owner)
+        try:
+            while not self._stopping.is_set():
+                try:
+                    did = await self.run_once()
+                except Exception:
+                    log.exception("worker iteration failed; backing off")
+                    did = False
+                    await asyncio.sleep(1)
+                if not did:
+                    await self._wait_for_work()
+        finally:
+            await self._release_in_flight()
+            log.info("worker %s stopped", self.owner)
+
+    async def _wait_for_work(self) -> None:
+        self.herald.work_available.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.herald.work_available.wait(), self.herald.settings.worker_poll_seconds)
+
+    async def run_once(self) -> bool:
+        """One round: due jobs, then one batch of due deliveries. True if anything was done."""
+        did_jobs = await self._run_jobs()
+        did_deliveries = await self._run_deliveries()
+        return did_jobs or did_deliveries
+
+    # -- jobs -----------------------------------------------------------------------------------
+
+    async def _run_jobs(self) -> bool:
+        settings = self.herald.settings
+        now = utcnow()
+        async with self.herald.db.write() as conn:
+            claimed = await job_store.claim_due_jobs(
+                conn, owner=self.owner, now=now, lease_until=now + timedelta(seconds=settings.lease_seconds), limit=4
+            )
+        for job in claimed:
+            try:
+                if job["kind"] == "fanout":
+                    await run_fanout_job(self.herald, job, owner=self.owner)
+                else:
+                    raise ValueError(f"unknown job kind {job['kind']!r}")
+            except LostLease:
+                log.warning("lost the lease on job %s; another worker has it", job["id"])
+            except Exception as exc:
+                log.exception("job %s failed", job["id"])
+                delay = retry_delay(job["attempts"], base=settings.retry_base_seconds, cap=settings.retry_max_seconds)
+                async with self.herald.db.write() as conn:
+                    if job["attempts"] >= settings.max_attempts:
+                        await job_store.finish_job(
+                            conn, job["id"], owner=self.owner, status="failed", now=utcnow(), error=repr(exc)
+                        )
+                    else:
+                        await job_store.retry_job(
+                            conn,
+                            job["id"],
+                            owner=self.owner,
+                            run_at=utcnow() + timedelta(seconds=delay),
+                            error=repr(exc),
+                            now=utcnow(),
+                        )
+        return bool(claimed)
+
+    # -- deliveries -----------------------------------------------------------------------------
+
+    async def _run_deliveries(self) -> bool:
+        settings = self.herald.settings
+        now = utcnow()
+        async with self.herald.db.write() as conn:
+            batch = await delivery_store.claim_due_deliveries(
+                conn,
+                owner=self.owner,
+                now=now,
+                lease_until=now + timedelta(seconds=settings.lease_seconds),
+                limit=settings.worker_batch_size,
+            )
+        if not batch:
+            return False
+        self._in_flight.update(d["id"] for d in batch)
+        try:
+            context = await self._load_context(batch)
+            semaphore = asyncio.Semaphore(settings.worker_concurrency)
+
+            async def guarded(delivery: dict[str, Any]) -> Outcome:
+                async with semaphore:
+                    return await self._deliver(delivery, context)
+
+            outcomes = await asyncio.gather(*(guarded(d) for d in batch))
+            await self._record(outcomes)
+        finally:
+            self._in_flight.difference_update(d["id"] for d in batch)
+        return True
+
+    async def _load_context(self, batch: list[dict[str, Any]]) -> dict[str, Any]:
+        async with self.herald.db.read() as conn:
+            notifications = await notification_store.get_notifications(
+                conn, list({d["notification_id"] for d in batch})
+            )
+            users = await user_store.get_users(conn, list({d["user_id"] for d in batch}))
+            accounts: dict[str, dict[str, Any] | None] = {}
+            for channel in {d["channel"] for d in batch}:
+                accounts[channel] = account_store.choose_account(
+                    await account_store.list_accounts(conn, self.herald.box, channel)
+                )
+        return {"notifications": notifications, "users": users, "accounts": accounts}
+
+    async def _deliver(self, delivery: dict[str, Any], context: dict[str, Any]) -> Outcome:
+        started = utcnow()
+        notification = context["notifications"].get(delivery["notification_id"])
+        if notification is None or notification["status"] == "cancelled":
+            return Outcome(delivery, "cancelled", started, reason="notification cancelled", attempted=False)
+        if delivery["expires_at"] is not None and delivery["expires_at"] <= started:
+            return Outcome(delivery, "expired", started, reason="expired before it could be sent", attempted=False)
+        channel_name = delivery["channel"]
+        channel = self.herald.channels.get(channel_name)
+        if channel is None:
+            return Outcome(delivery, "failed", started, error=f"channel '{channel_name}' is not installed")
+        settings_obj: Any = None
+        if channel.requires_account:
+            account = context["accounts"].get(channel_name)
+            if account is None:
+                return Outcome(delivery, "skipped", started, reason=f"no '{channel_name}' channel account configured")
+            delivery["account"] = account["name"]
+            try:
+                settings_obj = channel.Settings.model_validate(account["config"])
+            except ValidationError as exc:
+                return Outcome(delivery, "failed", started, error=f"account '{account['name']}' is invalid: {exc}")
+        user = context["users"].get(delivery["user_id"]) or {"id": delivery["user_id"]}
+        templates = notification["rendered"].get(channel_name, {})
+        locale = pick_locale(templates.keys(), user.get("locale"), self.herald.settings.default_locale)
+        message = OutboundMessage(
+            delivery_id=delivery["id"],
+            notification_id=notification["id"],
+            type=notification["type_key"],
+            category=notification["category"],
+            recipient=Recipient(
+                id=user["id"],
+                name=user.get("name"),
+                email=user.get("email"),
+                phone=user.get("phone"),
+                locale=user.get("locale"),
+                timezone=user.get("timezone"),
+                channels=user.get("channels") or {},
+                data=user.get("data") or {},
+            ),
+            content=templates[locale] if locale else {},
+            data=notification["data"],
+            attempt=delivery["attempts"],
+            created_at=notification["created_at"].isoformat(),
+        )
+        clock = time.perf_counter()
+        try:
+            result: SendResult = await asyncio.wait_for(channel.send(message, settings_obj), SEND_TIMEOUT_SECONDS)
+        except TimeoutError:
+            return self._retry_or_fail(delivery, started, RetryableError("send timed out", code="timeout"))
+        except SkipDelivery as exc:
+            return Outcome(delivery, "skipped", started, reason=exc.message, code=exc.code)
+        except TerminalError as exc:
+            return Outcome(delivery, "failed", started, reason="provider refused", error=exc.message, code=exc.code)
+        except RetryableError as exc:
+            return self._retry_or_fail(delivery, started, exc)
+        except DeliveryError as exc:
+            return Outcome(delivery, "failed", started, error=exc.message, code=exc.code)
+        except Exception as exc:  # a channel bug must end up in the trace, not kill the worker
+            log.exception("channel %s raised unexpectedly for %s", channel_name, delivery["id"])
+            return self._retry_or_fail(delivery, started, RetryableError(f"{type(exc).__name__}: {exc}"))
+        finally:
+            metrics.send_seconds.labels(channel_name).observe(time.perf_counter() - clock)
+        return Outcome(delivery, "sent", started, provider_message_id=result.provider_message_id)
+
+    def _retry_or_fail(self, delivery: dict[str, Any], started: datetime, exc: RetryableError) -> Outcome:
+        settings = self.herald.settings
+        if delivery["attempts"] >= settings.max_attempts:
+            return Outcome(
+                delivery,
+                "failed",
+                started,
+                reason=f"gave up after {delivery['attempts']} attempts",
+                error=exc.message,
+                code=exc.code,
+            )
+        delay = retry_delay(
+            delivery["attempts"],
+            base=settings.retry_base_seconds,
+            cap=settings.retry_max_seconds,
+            retry_after=exc.retry_after,
+        )
+        return Outcome(
+            delivery,
+            "pending",
+            started,
+            error=exc.message,
+            code=exc.code,
+            next_attempt_at=utcnow() + timedelta(seconds=delay),
+        )
+
+    async def _record(self, outcomes: list[Outcome]) -> None:
+        finished = utcnow()
+        async with self.herald.db.write() as conn:
+            for o in outcomes:
+                d = o.delivery
+                kept = await delivery_store.finish_delivery(
+                    conn,
+                    d["id"],
+                    owner=self.owner,
+                    now=finished,
+                    status=o.status,
+                    reason=o.reason,
+                    last_error=(f"[{o.code}] {o.error}" if o.code else o.error) if o.error else None,
+                    next_attempt_at=o.next_attempt_at,
+                    provider_message_id=o.provider_message_id,
+                    account=d.get("account"),
+                )
+                if not kept:
+                    log.warning("delivery %s: lease lost before its outcome was recorded", d["id"])
+                    continue
+                metrics.deliveries_finished.labels(d["channel"], o.status).inc()
+                if o.attempted:
+                    await delivery_store.record_attempt(
+                        conn,
+                        {
+                            "delivery_id": d["id"],
+                            "attempt": d["attempts"],
+                            "worker": self.owner,
+                            "started_at": o.started_at,
+                            "finished_at": finished,
+                            "outcome": "retry" if o.status == "pending" else o.status,
+                            "code": o.code,
+                            "error": o.error if o.error else o.reason if o.status == "skipped" else None,
+                        },
+                    )
+
+    async def _release_in_flight(self) -> None:
+        if not self._in_flight:
+            return
+        with contextlib.suppress(Exception):
+            async with self.herald.db.write() as conn:
+                n = await delivery_store.release_deliveries(conn, list(self._in_flight), owner=self.owner, now=utcnow())
+            log.info("released %d in-flight deliveries", n)

@@ -1,0 +1,166 @@
+"""Deliveries (notification x user x channel): the trace and the work queue.
+
+Claiming sets ``next_attempt_at`` to the lease's end, so a row whose worker died becomes due
+again by itself when the lease runs out: one index, one condition, no sweeper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from herald.store.tables import deliveries, delivery_attempts
+
+LIVE = ("pending", "sending")
+
+
+async def insert_deliveries(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(insert(deliveries), list(rows))
+
+
+async def claim_due_deliveries(
+    conn: AsyncConnection, *, owner: str, now: datetime, lease_until: datetime, limit: int
+) -> list[dict[str, Any]]:
+    """Lease up to ``limit`` due deliveries, high priority first; attempts is counted here."""
+    due = (
+        select(deliveries.c.id)
+        .where(deliveries.c.status.in_(LIVE), deliveries.c.next_attempt_at <= now)
+        .order_by(deliveries.c.priority, deliveries.c.next_attempt_at)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    stmt = (
+        update(deliveries)
+        .where(deliveries.c.id.in_(due.scalar_subquery()))
+        .values(
+            status="sending",
+            lease_owner=owner,
+            lease_until=lease_until,
+            next_attempt_at=lease_until,
+            attempts=deliveries.c.attempts + 1,
+            updated_at=now,
+        )
+        .returning(*deliveries.c)
+    )
+    rows = [dict(r) for r in (await conn.execute(stmt)).mappings()]
+    rows.sort(key=lambda r: (r["priority"], r["created_at"]))
+    return rows
+
+
+async def finish_delivery(
+    conn: AsyncConnection,
+    delivery_id: str,
+    *,
+    owner: str,
+    now: datetime,
+    status: str,
+    reason: str | None = None,
+    last_error: str | None = None,
+    next_attempt_at: datetime | None = None,
+    provider_message_id: str | None = None,
+    account: str | None = None,
+) -> bool:
+    """Record the outcome if this worker still holds the lease; False if it lost it."""
+    values: dict[str, Any] = {
+        "status": status,
+        "lease_owner": None,
+        "lease_until": None,
+        "next_attempt_at": next_attempt_at,
+        "updated_at": now,
+    }
+    if reason is not None:
+        values["reason"] = reason
+    if last_error is not None:
+        values["last_error"] = last_error
+    if provider_message_id is not None:
+        values["provider_message_id"] = provider_message_id
+    if account is not None:
+        values["account"] = account
+    result = await conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id, deliveries.c.lease_owner == owner, deliveries.c.status == "sending")
+        .values(**values)
+    )
+    return result.rowcount > 0
+
+
+async def release_deliveries(conn: AsyncConnection, ids: Sequence[str], *, owner: str, now: datetime) -> int:
+    """Give leased rows back unattempted (graceful shutdown)."""
+    if not ids:
+        return 0
+    result = await conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id.in_(list(ids)), deliveries.c.lease_owner == owner, deliveries.c.status == "sending")
+        .values(
+            status="pending",
+            lease_owner=None,
+            lease_until=None,
+            next_attempt_at=now,
+            attempts=deliveries.c.attempts - 1,
+            updated_at=now,
+        )
+    )
+    return int(result.rowcount)
+
+
+async def record_attempt(conn: AsyncConnection, row: dict[str, Any]) -> None:
+    # A retried claim after a crash can reuse an attempt number; keep the first record.
+    exists = await conn.execute(
+        select(delivery_attempts.c.attempt).where(
+            delivery_attempts.c.delivery_id == row["delivery_id"], delivery_attempts.c.attempt == row["attempt"]
+        )
+    )
+    if exists.first() is None:
+        await conn.execute(insert(delivery_attempts).values(**row))
+
+
+async def deliveries_of(conn: AsyncConnection, notification_id: str) -> list[dict[str, Any]]:
+    rows = await conn.execute(
+        select(deliveries)
+        .where(deliveries.c.notification_id == notification_id)
+        .order_by(deliveries.c.user_id, deliveries.c.channel)
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+async def attempts_of(conn: AsyncConnection, delivery_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for start in range(0, len(delivery_ids), 5000):
+        rows = await conn.execute(
+            select(delivery_attempts)
+            .where(delivery_attempts.c.delivery_id.in_(list(delivery_ids[start : start + 5000])))
+            .order_by(delivery_attempts.c.delivery_id, delivery_attempts.c.attempt)
+        )
+        for r in rows.mappings():
+            out.setdefault(r["delivery_id"], []).append(dict(r))
+    return out
+
+
+async def cancel_pending(conn: AsyncConnection, notification_id: str, now: datetime) -> int:
+    result = await conn.execute(
+        update(deliveries)
+        .where(deliveries.c.notification_id == notification_id, deliveries.c.status == "pending")
+        .values(status="cancelled", reason="cancelled by the sender", next_attempt_at=None, updated_at=now)
+    )
+    return int(result.rowcount)
+
+
+async def status_counts(conn: AsyncConnection, notification_id: str) -> dict[str, int]:
+    rows = await conn.execute(
+        select(deliveries.c.status, func.count())
+        .where(deliveries.c.notification_id == notification_id)
+        .group_by(deliveries.c.status)
+    )
+    return {s: int(n) for s, n in rows}
+
+
+async def next_due_at(conn: AsyncConnection) -> datetime | None:
+    row = await conn.execute(select(func.min(deliveries.c.next_attempt_at)).where(and_(deliveries.c.status.in_(LIVE))))
+    value = row.scalar()
+    return value if value is None or isinstance(value, datetime) else None

@@ -1,0 +1,120 @@
+"""Private inbox items: bulk insert, the feed query, unread counts from the partial index, marks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from herald.store.tables import inbox_items
+
+ITEM_COLUMNS = [c for c in inbox_items.c if c.name != "user_id"]
+
+
+async def insert_items(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(insert(inbox_items), list(rows))
+
+
+def _visible(user_id: str, now: datetime) -> Any:
+    return and_(
+        inbox_items.c.user_id == user_id,
+        or_(inbox_items.c.expires_at.is_(None), inbox_items.c.expires_at > now),
+    )
+
+
+async def list_items(
+    conn: AsyncConnection,
+    user_id: str,
+    *,
+    now: datetime,
+    status: str = "all",
+    category: str | None = None,
+    archived: bool = False,
+    before: tuple[datetime, str] | None = None,
+    limit: int = 20,
+) -> list[dict[str, Any]]:
+    """Newest first by (created_at, id), strictly before the cursor key."""
+    query = select(*ITEM_COLUMNS).where(_visible(user_id, now))
+    query = query.where(inbox_items.c.archived_at.isnot(None) if archived else inbox_items.c.archived_at.is_(None))
+    if status == "unread":
+        query = query.where(inbox_items.c.read_at.is_(None))
+    elif status == "read":
+        query = query.where(inbox_items.c.read_at.isnot(None))
+    if category:
+        query = query.where(inbox_items.c.category == category)
+    if before is not None:
+        at, item_id = before
+        query = query.where(
+            or_(inbox_items.c.created_at < at, and_(inbox_items.c.created_at == at, inbox_items.c.id < item_id))
+        )
+    query = query.order_by(inbox_items.c.created_at.desc(), inbox_items.c.id.desc()).limit(limit)
+    return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def unread_counts(conn: AsyncConnection, user_id: str, *, now: datetime) -> dict[str, int]:
+    query = (
+        select(inbox_items.c.category, func.count())
+        .where(
+            _visible(user_id, now),
+            inbox_items.c.read_at.is_(None),
+            inbox_items.c.archived_at.is_(None),
+        )
+        .group_by(inbox_items.c.category)
+    )
+    return {category: int(n) for category, n in await conn.execute(query)}
+
+
+_MARKS = {
+    "read": ("read_at", True),
+    "unread": ("read_at", False),
+    "archive": ("archived_at", True),
+    "unarchive": ("archived_at", False),
+}
+
+
+async def mark_item(conn: AsyncConnection, user_id: str, item_id: str, action: str, now: datetime) -> bool:
+    """Apply read/unread/archive/unarchive/delete to the user's own item; False if it is not theirs."""
+    owned = and_(inbox_items.c.id == item_id, inbox_items.c.user_id == user_id)
+    if action == "delete":
+        result = await conn.execute(delete(inbox_items).where(owned))
+        return result.rowcount > 0
+    column, setting = _MARKS[action]
+    value: Any = func.coalesce(inbox_items.c[column], now) if setting else None
+    values = {column: value}
+    if action == "read":
+        values["seen_at"] = func.coalesce(inbox_items.c.seen_at, now)
+    result = await conn.execute(update(inbox_items).where(owned).values(**values))
+    return result.rowcount > 0
+
+
+async def get_item(conn: AsyncConnection, user_id: str, item_id: str) -> dict[str, Any] | None:
+    row = (
+        (await conn.execute(select(*ITEM_COLUMNS).where(inbox_items.c.id == item_id, inbox_items.c.user_id == user_id)))
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+async def read_all(conn: AsyncConnection, user_id: str, *, now: datetime, category: str | None = None) -> int:
+    cond = [inbox_items.c.user_id == user_id, inbox_items.c.read_at.is_(None), inbox_items.c.archived_at.is_(None)]
+    if category:
+        cond.append(inbox_items.c.category == category)
+    result = await conn.execute(
+        update(inbox_items).where(*cond).values(read_at=now, seen_at=func.coalesce(inbox_items.c.seen_at, now))
+    )
+    return int(result.rowcount)
+
+
+async def items_of_notification(conn: AsyncConnection, notification_id: str, limit: int) -> list[dict[str, Any]]:
+    rows = await conn.execute(
+        select(inbox_items.c.id, inbox_items.c.user_id, inbox_items.c.created_at, inbox_items.c.read_at)
+        .where(inbox_items.c.notification_id == notification_id)
+        .order_by(inbox_items.c.user_id)
+        .limit(limit)
+    )
+    return [dict(r) for r in rows.mappings()]

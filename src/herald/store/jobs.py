@@ -1,0 +1,98 @@
+"""The small generic jobs table: large fan-outs (and later digests, schedules, retention)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from herald.core.ids import new_id
+from herald.store.tables import jobs
+
+
+async def enqueue_job(
+    conn: AsyncConnection, kind: str, payload: dict[str, Any], *, run_at: datetime, now: datetime, priority: int = 1
+) -> str:
+    job_id = new_id("job")
+    await conn.execute(
+        insert(jobs).values(
+            id=job_id,
+            kind=kind,
+            payload=payload,
+            status="pending",
+            priority=priority,
+            attempts=0,
+            run_at=run_at,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    return job_id
+
+
+async def claim_due_jobs(
+    conn: AsyncConnection, *, owner: str, now: datetime, lease_until: datetime, limit: int
+) -> list[dict[str, Any]]:
+    """Lease due jobs; like deliveries, ``run_at`` moves to the lease end so a dead worker's job returns."""
+    due = (
+        select(jobs.c.id)
+        .where(jobs.c.status.in_(("pending", "running")), jobs.c.run_at <= now)
+        .order_by(jobs.c.priority, jobs.c.run_at)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    stmt = (
+        update(jobs)
+        .where(jobs.c.id.in_(due.scalar_subquery()))
+        .values(
+            status="running",
+            lease_owner=owner,
+            lease_until=lease_until,
+            run_at=lease_until,
+            attempts=jobs.c.attempts + 1,
+            updated_at=now,
+        )
+        .returning(*jobs.c)
+    )
+    return [dict(r) for r in (await conn.execute(stmt)).mappings()]
+
+
+async def save_job_progress(
+    conn: AsyncConnection, job_id: str, *, owner: str, payload: dict[str, Any], lease_until: datetime, now: datetime
+) -> bool:
+    """Store a chunk's progress and extend the lease, only if this worker still owns the job.
+
+    Called in the same transaction as the chunk's inserts: when it returns False the caller
+    rolls back, so a chunk is committed once even if two workers raced for the job.
+    """
+    result = await conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.lease_owner == owner, jobs.c.status == "running")
+        .values(payload=payload, lease_until=lease_until, run_at=lease_until, updated_at=now)
+    )
+    return result.rowcount > 0
+
+
+async def finish_job(
+    conn: AsyncConnection, job_id: str, *, owner: str, status: str, now: datetime, error: str | None = None
+) -> bool:
+    result = await conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.lease_owner == owner, jobs.c.status == "running")
+        .values(status=status, lease_owner=None, lease_until=None, last_error=error, updated_at=now)
+    )
+    return result.rowcount > 0
+
+
+async def retry_job(
+    conn: AsyncConnection, job_id: str, *, owner: str, run_at: datetime, error: str, now: datetime
+) -> bool:
+    result = await conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.lease_owner == owner, jobs.c.status == "running")
+        .values(status="pending", lease_owner=None, lease_until=None, run_at=run_at, last_error=error, updated_at=now)
+    )
+    return result.rowcount > 0

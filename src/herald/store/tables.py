@@ -1,0 +1,269 @@
+"""The schema. Alembic migrations in ``migrations/`` create exactly this on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    text,
+)
+
+from herald.store.types import JSONType, UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("scopes", JSONType, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime),
+    Column("revoked_at", UTCDateTime),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("name", String(200)),
+    Column("email", String(320)),
+    Column("phone", String(40)),
+    Column("locale", String(35)),
+    Column("timezone", String(64)),
+    Column("channels", JSONType, nullable=False, default=dict),
+    Column("tags", JSONType, nullable=False, default=list),
+    Column("data", JSONType, nullable=False, default=dict),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+notification_types = Table(
+    "notification_types",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("category", String(20), nullable=False),
+    Column("priority", String(10), nullable=False),
+    Column("channels", JSONType, nullable=False),
+    Column("critical", Boolean, nullable=False, default=False),
+    Column("ttl_seconds", Integer),
+    Column("description", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+templates = Table(
+    "templates",
+    metadata,
+    Column("type_key", String(200), ForeignKey("notification_types.key", ondelete="CASCADE"), primary_key=True),
+    Column("channel", String(40), primary_key=True),
+    Column("locale", String(35), primary_key=True),
+    Column("fields", JSONType, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("type_key", String(200), nullable=False),
+    Column("category", String(20), nullable=False),
+    Column("priority", String(10), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("channels", JSONType, nullable=False),
+    Column("data", JSONType, nullable=False),
+    Column("actor", JSONType),
+    Column("target", JSONType),
+    Column("rendered", JSONType, nullable=False),
+    Column("recipients", Integer, nullable=False),
+    Column("send_at", UTCDateTime),
+    Column("expires_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Private inbox rows, one per recipient (fan-out on write). Sorted newest first by (created_at, id).
+inbox_items = Table(
+    "inbox_items",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("user_id", String(200), nullable=False),
+    Column("notification_id", String(40)),
+    Column("type_key", String(200), nullable=False),
+    Column("category", String(20), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("summary", Text),
+    Column("body", Text),
+    Column("data", JSONType),
+    Column("actor", JSONType),
+    Column("target", JSONType),
+    Column("action_url", Text),
+    Column("actions", JSONType),
+    Column("read_at", UTCDateTime),
+    Column("seen_at", UTCDateTime),
+    Column("archived_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime),
+    Index("ix_inbox_items_user_feed", "user_id", "created_at", "id"),
+    # Unread counts come from this partial index alone, never from scanning a user's history.
+    Index(
+        "ix_inbox_items_user_unread",
+        "user_id",
+        "category",
+        "expires_at",
+        sqlite_where=text("read_at IS NULL AND archived_at IS NULL"),
+        postgresql_where=text("read_at IS NULL AND archived_at IS NULL"),
+    ),
+    Index("ix_inbox_items_notification_id", "notification_id"),
+)
+
+# ONE row per announcement, whatever the audience size (fan-out on read).
+announcements = Table(
+    "announcements",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("kind", String(20), nullable=False),
+    Column("content_type", String(20), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("summary", Text),
+    Column("body", Text),
+    Column("media_url", Text),
+    Column("action_url", Text),
+    Column("data", JSONType),
+    Column("audience", JSONType, nullable=False),
+    Column("starts_at", UTCDateTime),
+    Column("ends_at", UTCDateTime),
+    Column("feed_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_announcements_window", "ends_at", "starts_at"),
+)
+
+# Per-user state of an announcement, written only for users who touch it.
+announcement_marks = Table(
+    "announcement_marks",
+    metadata,
+    Column("user_id", String(200), primary_key=True),
+    Column("announcement_id", String(40), ForeignKey("announcements.id", ondelete="CASCADE"), primary_key=True),
+    Column("read_at", UTCDateTime),
+    Column("seen_at", UTCDateTime),
+    Column("archived_at", UTCDateTime),
+    Column("deleted_at", UTCDateTime),
+)
+
+# Notification x user x channel: the trace and the unit of work.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("notification_id", String(40), nullable=False),
+    Column("user_id", String(200), nullable=False),
+    Column("channel", String(40), nullable=False),
+    Column("account", String(200)),
+    Column("status", String(20), nullable=False),
+    Column("reason", Text),
+    Column("priority", SmallInteger, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("provider_message_id", String(200)),
+    Column("next_attempt_at", UTCDateTime),
+    Column("lease_until", UTCDateTime),
+    Column("lease_owner", String(64)),
+    Column("expires_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_deliveries_notification_id", "notification_id", "user_id"),
+    Index("ix_deliveries_user_id", "user_id"),
+    # The claim query walks only live rows, in priority order.
+    Index(
+        "ix_deliveries_due",
+        "priority",
+        "next_attempt_at",
+        sqlite_where=text("status IN ('pending', 'sending')"),
+        postgresql_where=text("status IN ('pending', 'sending')"),
+    ),
+)
+
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("delivery_id", String(40), ForeignKey("deliveries.id", ondelete="CASCADE"), primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("worker", String(64)),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("code", String(100)),
+    Column("error", Text),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("kind", String(40), nullable=False),
+    Column("payload", JSONType, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("priority", SmallInteger, nullable=False, default=1),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("run_at", UTCDateTime, nullable=False),
+    Column("lease_until", UTCDateTime),
+    Column("lease_owner", String(64)),
+    Column("last_error", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(
+        "ix_jobs_due",
+        "priority",
+        "run_at",
+        sqlite_where=text("status IN ('pending', 'running')"),
+        postgresql_where=text("status IN ('pending', 'running')"),
+    ),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("scope", String(40), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("response_status", Integer),
+    Column("response_body", LargeBinary),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_idempotency_keys_expires_at", "expires_at"),
+)
+
+channel_accounts = Table(
+    "channel_accounts",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("channel", String(40), nullable=False),
+    Column("config_encrypted", Text, nullable=False),
+    Column("is_default", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_channel_accounts_channel", "channel"),
+)

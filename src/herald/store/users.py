@@ -1,0 +1,88 @@
+"""Recipients (users): the business system's own ids, with addresses, locale, tags."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from herald.store.dialect import upsert
+from herald.store.tables import announcement_marks, deliveries, inbox_items, users
+from herald.store.types import utcnow
+
+PROFILE_FIELDS = ("name", "email", "phone", "locale", "timezone", "channels", "tags", "data")
+
+
+async def upsert_user(conn: AsyncConnection, user_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """Create the user, or set the given fields on it; fields not given keep their value."""
+    now = utcnow()
+    values = {k: v for k, v in fields.items() if k in PROFILE_FIELDS}
+    stmt = upsert(conn, users).values(
+        id=user_id,
+        channels=values.pop("channels", None) or {},
+        tags=values.pop("tags", None) or [],
+        data=values.pop("data", None) or {},
+        created_at=now,
+        updated_at=now,
+        **values,
+    )
+    update_cols = {k: stmt.excluded[k] for k in fields if k in PROFILE_FIELDS}
+    update_cols["updated_at"] = stmt.excluded.updated_at
+    await conn.execute(stmt.on_conflict_do_update(index_elements=[users.c.id], set_=update_cols))
+    user = await get_user(conn, user_id)
+    assert user is not None
+    return user
+
+
+async def get_user(conn: AsyncConnection, user_id: str) -> dict[str, Any] | None:
+    row = (await conn.execute(select(users).where(users.c.id == user_id))).mappings().first()
+    return dict(row) if row else None
+
+
+async def get_users(conn: AsyncConnection, user_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(user_ids), 5000):
+        chunk = user_ids[start : start + 5000]
+        rows = (await conn.execute(select(users).where(users.c.id.in_(chunk)))).mappings()
+        out.update({row["id"]: dict(row) for row in rows})
+    return out
+
+
+async def ensure_users(conn: AsyncConnection, user_ids: Iterable[str]) -> None:
+    """Create a bare recipient for every id not known yet."""
+    now = utcnow()
+    rows = [
+        {"id": uid, "channels": {}, "tags": [], "data": {}, "created_at": now, "updated_at": now}
+        for uid in dict.fromkeys(user_ids)
+    ]
+    if rows:
+        await conn.execute(upsert(conn, users).on_conflict_do_nothing(index_elements=[users.c.id]), rows)
+
+
+async def users_page(
+    conn: AsyncConnection, *, after: str | None, limit: int, tags: list[str] | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Users in id order after ``after``, and the last id scanned (``None`` at the end).
+
+    How audience fan-outs walk the user table in chunks; a tag filter may leave a page short.
+    """
+    query = select(users.c.id, users.c.locale, users.c.tags).order_by(users.c.id).limit(limit)
+    if after is not None:
+        query = query.where(users.c.id > after)
+    rows = [dict(r) for r in (await conn.execute(query)).mappings()]
+    last = rows[-1]["id"] if len(rows) == limit else None
+    if tags:
+        wanted = set(tags)
+        rows = [r for r in rows if wanted.intersection(r["tags"] or [])]
+    return rows, last
+
+
+async def erase_user(conn: AsyncConnection, user_id: str) -> bool:
+    """Delete the user and everything stored for them."""
+    await conn.execute(delete(inbox_items).where(inbox_items.c.user_id == user_id))
+    await conn.execute(delete(announcement_marks).where(announcement_marks.c.user_id == user_id))
+    await conn.execute(delete(deliveries).where(deliveries.c.user_id == user_id))
+    result = await conn.execute(delete(users).where(users.c.id == user_id))
+    return result.rowcount > 0
