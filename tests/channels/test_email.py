@@ -137,7 +137,7 @@ async def test_delivers_a_utf8_multipart_message(
     assert mail["To"].addresses[0].display_name == "张三"
     assert mail["To"].addresses[0].addr_spec == "zhangsan@example.com"
     assert mail["X-Herald-Delivery-Id"] == message.delivery_id
-    assert mail["Message-ID"].endswith("@example.com>")
+    assert mail["Message-ID"] == "<dlv_01J9ZK3M8Q7W5E2R4T6Y8U0I1O@example.com>"
     assert result.provider_message_id == mail["Message-ID"]
     assert mail.get_content_type() == "multipart/alternative"
     assert [part.get_content_type() for part in mail.iter_parts()] == ["text/plain", "text/html"]

@@ -6,105 +6,31 @@ so a bug in ``sign`` cannot hide behind a matching bug in the check.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
 import json
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
 import pytest
-import uvicorn
 from pydantic import ValidationError
 
 from herald.channels import CHANNELS
 from herald.channels.base import OutboundMessage
 from herald.channels.webhook import WebhookChannel, WebhookSettings, parse_retry_after, sign
 from herald.core.errors import RetryableError, TerminalError
-
-SECRET_BYTES = b"herald-test-signing-key-32-bytes"
-SECRET = "whsec_" + base64.b64encode(SECRET_BYTES).decode()
-TOLERANCE_SECONDS = 5 * 60  # the spec's suggested replay window
-
-
-def verify_standard_webhook(key: bytes, headers: dict[str, str], body: bytes) -> bool:
-    """The receiver's side of the spec: sign ``id.timestamp.body``, match any ``v1,`` signature."""
-    msg_id, timestamp = headers["webhook-id"], headers["webhook-timestamp"]
-    if abs(time.time() - int(timestamp)) > TOLERANCE_SECONDS:
-        return False
-    signed_content = f"{msg_id}.{timestamp}.{body.decode('utf-8')}".encode()
-    expected = base64.b64encode(hmac.new(key, signed_content, hashlib.sha256).digest()).decode()
-    for candidate in headers["webhook-signature"].split(" "):
-        version, _, signature = candidate.partition(",")
-        if version == "v1" and hmac.compare_digest(signature, expected):
-            return True
-    return False
-
-
-@dataclass
-class Received:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    signature_valid: bool
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-@dataclass
-class Receiver:
-    """A raw ASGI app: records each request and answers with whatever the test set up."""
-
-    key: bytes = SECRET_BYTES
-    status: int = 200
-    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
-    body: bytes = b"ok"
-    delay: float = 0
-    requests: list[Received] = field(default_factory=list)
-
-    def reset(self) -> None:
-        self.key, self.status, self.headers, self.body, self.delay = SECRET_BYTES, 200, [], b"ok", 0
-        self.requests.clear()
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        assert scope["type"] == "http"
-        body = b""
-        while True:
-            event = await receive()
-            body += event.get("body", b"")
-            if not event.get("more_body"):
-                break
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        valid = verify_standard_webhook(self.key, headers, body)
-        self.requests.append(Received(scope["method"], scope["path"], headers, body, valid))
-        await asyncio.sleep(self.delay)
-        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
-        await send({"type": "http.response.body", "body": self.body})
+from tests.support import SECRET, Receiver, serve_asgi
 
 
 @pytest.fixture(scope="module")
 def receiver_server(port_factory: Callable[[], int]) -> Iterator[tuple[Receiver, str]]:
     receiver = Receiver()
-    port = port_factory()
-    config = uvicorn.Config(receiver, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    yield receiver, f"http://127.0.0.1:{port}/hooks/herald"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_asgi(receiver, port_factory()) as base:
+        yield receiver, f"{base}/hooks/herald"
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import html
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import default as default_policy
-from email.utils import formataddr, formatdate, make_msgid, parseaddr
+from email.utils import formataddr, formatdate, parseaddr
 from typing import Any
 
 import aiosmtplib
@@ -94,7 +94,8 @@ def build_email(message: OutboundMessage, settings: EmailSettings, address: str)
     email["From"] = settings.sender
     email["To"] = formataddr((message.recipient.name or "", address))
     email["Date"] = formatdate(usegmt=True)
-    email["Message-ID"] = make_msgid(domain=settings.sender_address.rpartition("@")[2])
+    # Stable across retries: if a timeout hid an accepted message, mail systems can drop the copy.
+    email["Message-ID"] = f"<{message.delivery_id}@{settings.sender_address.rpartition('@')[2]}>"
     email["X-Herald-Delivery-Id"] = message.delivery_id
     email.set_content(text)
     email.add_alternative(body_html, subtype="html")
