@@ -1,0 +1,91 @@
+"""The inbox feed: newest first, filters, stable cursor pagination, read-all, counts."""
+
+from __future__ import annotations
+
+from tests.conftest import Harness
+
+
+async def fill(h: Harness, type_key: str, user: str, n: int) -> None:
+    for i in range(n):
+        r = await h.trigger({"type": type_key, "to": [user], "data": {"amount": str(i)}})
+        assert r.status_code == 202
+
+
+async def all_pages(h: Harness, user: str, query: str = "", limit: int = 3) -> list[str]:
+    ids: list[str] = []
+    cursor = None
+    while True:
+        url = f"/v1/me/inbox?limit={limit}{query}" + (f"&cursor={cursor}" if cursor else "")
+        page = (await h.client.get(url, headers=h.user(user))).json()
+        ids += [i["id"] for i in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return ids
+
+
+async def test_pages_are_newest_first_and_stable_while_new_items_arrive(harness: Harness, inbox_type: str) -> None:
+    await fill(harness, inbox_type, "alice", 7)
+    first = (await harness.client.get("/v1/me/inbox?limit=3", headers=harness.user("alice"))).json()
+    summaries = [i["summary"] for i in first["items"]]
+    assert summaries == ["充值 6 元", "充值 5 元", "充值 4 元"]
+    await fill(harness, inbox_type, "alice", 2)  # new items arrive between pages
+    rest: list[str] = []
+    cursor = first["next_cursor"]
+    while cursor:
+        page = (await harness.client.get(f"/v1/me/inbox?limit=3&cursor={cursor}", headers=harness.user("alice"))).json()
+        rest += [i["summary"] for i in page["items"]]
+        cursor = page["next_cursor"]
+    assert rest == ["充值 3 元", "充值 2 元", "充值 1 元", "充值 0 元"]
+    ids = await all_pages(harness, "alice")
+    assert len(ids) == len(set(ids)) == 9
+
+
+async def test_status_and_archived_filters(harness: Harness, inbox_type: str) -> None:
+    await fill(harness, inbox_type, "alice", 4)
+    ids = await all_pages(harness, "alice")
+    await harness.client.post(f"/v1/me/inbox/{ids[0]}/read", headers=harness.user("alice"))
+    await harness.client.post(f"/v1/me/inbox/{ids[1]}/archive", headers=harness.user("alice"))
+    assert await all_pages(harness, "alice", "&status=read") == [ids[0]]
+    assert await all_pages(harness, "alice", "&status=unread") == [ids[2], ids[3]]
+    assert await all_pages(harness, "alice", "&archived=true") == [ids[1]]
+    counts = (await harness.client.get("/v1/me/inbox/counts", headers=harness.user("alice"))).json()
+    assert counts["total"] == 2  # archived and read items are not unread
+    await harness.client.post(f"/v1/me/inbox/{ids[1]}/unarchive", headers=harness.user("alice"))
+    await harness.client.post(f"/v1/me/inbox/{ids[0]}/unread", headers=harness.user("alice"))
+    counts = (await harness.client.get("/v1/me/inbox/counts", headers=harness.user("alice"))).json()
+    assert counts["total"] == 4
+    r = await harness.client.delete(f"/v1/me/inbox/{ids[3]}", headers=harness.user("alice"))
+    assert r.status_code == 204
+    assert ids[3] not in await all_pages(harness, "alice")
+
+
+async def test_read_all_by_category(harness: Harness, inbox_type: str) -> None:
+    await harness.put_type("chat.message", ["inapp"], {"inapp": {"title": "私信"}}, category="direct")
+    await fill(harness, inbox_type, "alice", 3)
+    await harness.trigger({"type": "chat.message", "to": ["alice"], "data": {}})
+    r = await harness.client.post("/v1/me/inbox/read-all", json={"category": "reminder"}, headers=harness.user("alice"))
+    assert r.json() == {"updated": 3}
+    counts = (await harness.client.get("/v1/me/inbox/counts", headers=harness.user("alice"))).json()
+    assert counts == {"total": 1, "by_category": {"reminder": 0, "announcement": 0, "direct": 1}}
+    assert len(await all_pages(harness, "alice", "&category=direct")) == 1
+    r = await harness.client.post("/v1/me/inbox/read-all", headers=harness.user("alice"))
+    assert r.json() == {"updated": 1}
+
+
+async def test_announcements_and_private_items_share_one_feed(harness: Harness, inbox_type: str) -> None:
+    await fill(harness, inbox_type, "alice", 2)
+    r = await harness.client.post("/v1/announcements", json={"title": "公告"}, headers=harness.admin())
+    ann_id = r.json()["id"]
+    await fill(harness, inbox_type, "alice", 1)
+    feed = (await harness.client.get("/v1/me/inbox", headers=harness.user("alice"))).json()["items"]
+    assert [i["category"] for i in feed] == ["reminder", "announcement", "reminder", "reminder"]
+    assert feed[1]["id"] == ann_id
+    assert await all_pages(harness, "alice", limit=1) == [i["id"] for i in feed]
+
+
+async def test_user_erase_removes_everything(harness: Harness, inbox_type: str) -> None:
+    await fill(harness, inbox_type, "alice", 2)
+    r = await harness.client.delete("/v1/users/alice", headers=harness.admin())
+    assert r.status_code == 204
+    assert await all_pages(harness, "alice") == []
+    assert (await harness.client.get("/v1/users/alice", headers=harness.reader())).status_code == 404
