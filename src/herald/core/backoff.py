@@ -20,7 +20,7 @@ def retry_delay(
     """
     step = min(cap, base * (2 ** max(0, attempts - 1)))
     r = rng or random
-    delay = step / 2 + r.uniform(0, step / 2)
+    delay = step / 2 + float(r.uniform(0, step / 2))
     if retry_after is not None:
         delay = max(delay, retry_after)
-    return min(delay, max(cap, retry_after or 0))
+    return float(min(delay, max(cap, retry_after or 0)))

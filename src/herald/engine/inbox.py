@@ -133,7 +133,7 @@ async def counts(herald: Herald, user_id: str) -> dict[str, Any]:
     return {"total": sum(full.values()), "by_category": full}
 
 
-_ANN_MARKS = {
+_ANN_MARKS: dict[str, dict[str, str | None]] = {
     "read": {"read_at": "now", "seen_at": "now"},
     "unread": {"read_at": None},
     "archive": {"archived_at": "now"},
