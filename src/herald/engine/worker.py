@@ -24,6 +24,7 @@ from herald.engine.fanout import LostLease, run_fanout_job
 from herald.engine.service import Herald
 from herald.store import accounts as account_store
 from herald.store import deliveries as delivery_store
+from herald.store import idempotency as idempotency_store
 from herald.store import jobs as job_store
 from herald.store import notifications as notification_store
 from herald.store import users as user_store
@@ -31,6 +32,7 @@ from herald.store.types import utcnow
 
 log = logging.getLogger(__name__)
 SEND_TIMEOUT_SECONDS = 120.0
+HOUSEKEEPING_SECONDS = 300.0
 
 
 @dataclass
@@ -52,6 +54,7 @@ class Worker:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._stopping = asyncio.Event()
         self._in_flight: set[str] = set()
+        self._next_housekeeping = 0.0
 
     def stop(self) -> None:
         self._stopping.set()
@@ -83,7 +86,17 @@ class Worker:
         """One round: due jobs, then one batch of due deliveries. True if anything was done."""
         did_jobs = await self._run_jobs()
         did_deliveries = await self._run_deliveries()
+        if time.monotonic() >= self._next_housekeeping:
+            await self._housekeeping()
         return did_jobs or did_deliveries
+
+    async def _housekeeping(self) -> None:
+        """Drop idempotency records past their 24 h window."""
+        self._next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
+        async with self.herald.db.write() as conn:
+            purged = await idempotency_store.purge_expired(conn, utcnow())
+        if purged:
+            log.info("purged %d expired idempotency keys", purged)
 
     # -- jobs -----------------------------------------------------------------------------------
 
