@@ -33,6 +33,17 @@ async def setup_email(h: Harness, port: int, **type_extra: Any) -> None:
     await h.client.put("/v1/users/u1", json={"email": "u1@example.com", "name": "张三"}, headers=h.admin())
 
 
+async def setup_webhook(h: Harness, url: str) -> None:
+    r = await h.client.put(
+        "/v1/channel-accounts/hook",
+        json={"channel": "webhook", "config": {"url": url, "secret": SECRET}},
+        headers=h.admin(),
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["config"]["secret"] == "********"
+    await h.put_type("order.shipped", ["webhook"], {})
+
+
 async def status_of(h: Harness, notification_id: str) -> dict[str, Any]:
     r = await h.client.get(f"/v1/notifications/{notification_id}", headers=h.reader())
     assert r.status_code == 200, r.text
@@ -107,14 +118,7 @@ async def test_webhook_is_signed_and_terminal_errors_fail_at_once(
     harness: Harness, webhook: tuple[Receiver, str]
 ) -> None:
     receiver, url = webhook
-    r = await harness.client.put(
-        "/v1/channel-accounts/hook",
-        json={"channel": "webhook", "config": {"url": url, "secret": SECRET}},
-        headers=harness.admin(),
-    )
-    assert r.status_code == 200, r.text
-    assert r.json()["config"]["secret"] == "********"
-    await harness.put_type("order.shipped", ["webhook"], {})
+    await setup_webhook(harness, url)
     r = await harness.trigger({"type": "order.shipped", "to": ["u1"], "data": {"order": "o-1"}})
     await harness.drain()
     assert len(receiver.requests) == 1
@@ -134,12 +138,7 @@ async def test_webhook_is_signed_and_terminal_errors_fail_at_once(
 
 async def test_retry_after_is_honoured(harness: Harness, webhook: tuple[Receiver, str]) -> None:
     receiver, url = webhook
-    await harness.client.put(
-        "/v1/channel-accounts/hook",
-        json={"channel": "webhook", "config": {"url": url, "secret": SECRET}},
-        headers=harness.admin(),
-    )
-    await harness.put_type("order.shipped", ["webhook"], {})
+    await setup_webhook(harness, url)
     receiver.status = 429
     receiver.headers = [(b"retry-after", b"120")]
     before = utcnow()
@@ -163,12 +162,7 @@ async def test_no_account_is_skipped_with_reason(harness: Harness) -> None:
 async def test_expired_lease_is_claimed_again(harness: Harness, webhook: tuple[Receiver, str]) -> None:
     """A worker that dies mid-send leaves its rows leased; another claims them after the lease."""
     receiver, url = webhook
-    await harness.client.put(
-        "/v1/channel-accounts/hook",
-        json={"channel": "webhook", "config": {"url": url, "secret": SECRET}},
-        headers=harness.admin(),
-    )
-    await harness.put_type("order.shipped", ["webhook"], {})
+    await setup_webhook(harness, url)
     await harness.trigger({"type": "order.shipped", "to": ["u1"], "data": {}})
     now = utcnow()
     async with harness.herald.db.write() as conn:
@@ -224,12 +218,7 @@ async def test_cancel_stops_pending_deliveries(harness: Harness) -> None:
 
 async def test_expired_delivery_is_not_sent(harness: Harness, webhook: tuple[Receiver, str]) -> None:
     receiver, url = webhook
-    await harness.client.put(
-        "/v1/channel-accounts/hook",
-        json={"channel": "webhook", "config": {"url": url, "secret": SECRET}},
-        headers=harness.admin(),
-    )
-    await harness.put_type("order.shipped", ["webhook"], {})
+    await setup_webhook(harness, url)
     r = await harness.trigger(
         {"type": "order.shipped", "to": ["u1"], "data": {}, "expires_at": (utcnow() + timedelta(seconds=1)).isoformat()}
     )

@@ -1,8 +1,4 @@
-"""Deliveries (notification x user x channel): the trace and the work queue.
-
-Claiming sets ``next_attempt_at`` to the lease's end, so a row whose worker died becomes due
-again by itself when the lease runs out: one index, one condition, no sweeper.
-"""
+"""Deliveries (notification x user x channel): the trace and the work queue (see queue.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +9,7 @@ from typing import Any
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from herald.store.queue import lease_due_rows
 from herald.store.tables import deliveries, delivery_attempts
 
 LIVE = ("pending", "sending")
@@ -27,30 +24,17 @@ async def claim_due_deliveries(
     conn: AsyncConnection, *, owner: str, now: datetime, lease_until: datetime, limit: int
 ) -> list[dict[str, Any]]:
     """Lease up to ``limit`` due deliveries, high priority first; attempts is counted here."""
-    due = (
-        select(deliveries.c.id)
-        .where(deliveries.c.status.in_(LIVE), deliveries.c.next_attempt_at <= now)
-        .order_by(deliveries.c.priority, deliveries.c.next_attempt_at)
-        .limit(limit)
+    return await lease_due_rows(
+        conn,
+        deliveries,
+        due_column="next_attempt_at",
+        live_statuses=LIVE,
+        leased_status="sending",
+        owner=owner,
+        now=now,
+        lease_until=lease_until,
+        limit=limit,
     )
-    if conn.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
-    stmt = (
-        update(deliveries)
-        .where(deliveries.c.id.in_(due.scalar_subquery()))
-        .values(
-            status="sending",
-            lease_owner=owner,
-            lease_until=lease_until,
-            next_attempt_at=lease_until,
-            attempts=deliveries.c.attempts + 1,
-            updated_at=now,
-        )
-        .returning(*deliveries.c)
-    )
-    rows = [dict(r) for r in (await conn.execute(stmt)).mappings()]
-    rows.sort(key=lambda r: (r["priority"], r["created_at"]))
-    return rows
 
 
 async def finish_delivery(

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald.core.ids import new_id
+from herald.store.queue import lease_due_rows
 from herald.store.tables import jobs
 
 
@@ -35,29 +36,18 @@ async def enqueue_job(
 async def claim_due_jobs(
     conn: AsyncConnection, *, owner: str, now: datetime, lease_until: datetime, limit: int
 ) -> list[dict[str, Any]]:
-    """Lease due jobs; like deliveries, ``run_at`` moves to the lease end so a dead worker's job returns."""
-    due = (
-        select(jobs.c.id)
-        .where(jobs.c.status.in_(("pending", "running")), jobs.c.run_at <= now)
-        .order_by(jobs.c.priority, jobs.c.run_at)
-        .limit(limit)
+    """Lease due jobs, like deliveries (queue.py)."""
+    return await lease_due_rows(
+        conn,
+        jobs,
+        due_column="run_at",
+        live_statuses=("pending", "running"),
+        leased_status="running",
+        owner=owner,
+        now=now,
+        lease_until=lease_until,
+        limit=limit,
     )
-    if conn.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
-    stmt = (
-        update(jobs)
-        .where(jobs.c.id.in_(due.scalar_subquery()))
-        .values(
-            status="running",
-            lease_owner=owner,
-            lease_until=lease_until,
-            run_at=lease_until,
-            attempts=jobs.c.attempts + 1,
-            updated_at=now,
-        )
-        .returning(*jobs.c)
-    )
-    return [dict(r) for r in (await conn.execute(stmt)).mappings()]
 
 
 async def save_job_progress(

@@ -1,0 +1,56 @@
+"""The one claim statement behind both work queues (deliveries and jobs).
+
+``UPDATE … WHERE id IN (SELECT … ORDER BY priority, due LIMIT n [FOR UPDATE SKIP LOCKED])
+RETURNING *``: on PostgreSQL concurrent workers skip each other's rows; on SQLite the single
+writer makes the statement atomic. The due column moves to the lease's end, so a row whose
+worker died becomes due again by itself.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+async def lease_due_rows(
+    conn: AsyncConnection,
+    table: Table,
+    *,
+    due_column: str,
+    live_statuses: tuple[str, ...],
+    leased_status: str,
+    owner: str,
+    now: datetime,
+    lease_until: datetime,
+    limit: int,
+) -> list[dict[str, Any]]:
+    due_col = table.c[due_column]
+    due = (
+        select(table.c.id)
+        .where(table.c.status.in_(live_statuses), due_col <= now)
+        .order_by(table.c.priority, due_col)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    stmt = (
+        update(table)
+        .where(table.c.id.in_(due.scalar_subquery()))
+        .values(
+            {
+                "status": leased_status,
+                "lease_owner": owner,
+                "lease_until": lease_until,
+                due_column: lease_until,
+                "attempts": table.c.attempts + 1,
+                "updated_at": now,
+            }
+        )
+        .returning(*table.c)
+    )
+    rows = [dict(r) for r in (await conn.execute(stmt)).mappings()]
+    rows.sort(key=lambda r: (r["priority"], r["created_at"]))
+    return rows
