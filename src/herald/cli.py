@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from herald.config import Settings
+from herald.engine.tokens import MAX_EXPIRES_IN
 
 app = typer.Typer(help="Herald, a self-hosted notification platform (消息通知系统).", no_args_is_help=True)
 apikey_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
@@ -40,7 +41,8 @@ async def _prepare(settings: Settings, demo: bool) -> None:
 
     herald = Herald(settings)
     try:
-        await herald.migrate()
+        if settings.auto_migrate:
+            await herald.migrate()
         key = await ensure_first_admin_key(herald)
         if key:
             typer.echo(f"Created the first admin API key (shown once, keep it): {key}", err=True)
@@ -82,7 +84,7 @@ def serve(
         settings.port = port
     _logging(settings)
     asyncio.run(_prepare(settings, demo))
-    _run_uvicorn(settings, run_worker=True)
+    _run_uvicorn(settings, run_worker=settings.embedded_worker)
 
 
 @app.command()
@@ -158,7 +160,8 @@ def apikey_create(
     async def run() -> str:
         herald = Herald(settings)
         try:
-            await herald.migrate()
+            if settings.auto_migrate:
+                await herald.migrate()
             async with herald.db.write() as conn:
                 _, plaintext = await create_api_key(conn, name, wanted)
             return plaintext
@@ -171,13 +174,20 @@ def apikey_create(
 @app.command()
 def token(
     user_id: Annotated[str, typer.Argument(help="The user id (the business system's own).")],
-    expires_in: Annotated[int, typer.Option(help="Lifetime in seconds.")] = 3600,
+    expires_in: Annotated[
+        int, typer.Option(help="Lifetime in seconds (60 to 90 days).", min=60, max=MAX_EXPIRES_IN)
+    ] = 3600,
 ) -> None:
     """Print a user token (HS256 JWT) alone on stdout."""
     from herald.engine.tokens import mint_user_token
 
     settings = _settings()
-    value, _ = mint_user_token(settings.resolved_secret_key(), user_id, expires_in)
+    try:
+        secret = settings.resolved_secret_key(create=False)
+    except FileNotFoundError as exc:
+        typer.echo(f"herald: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    value, _ = mint_user_token(secret, user_id, expires_in)
     typer.echo(value)
 
 

@@ -57,8 +57,12 @@ class Settings(BaseSettings):
             return None
         return Path(path)
 
-    def resolved_secret_key(self) -> str:
-        """The secret key; on SQLite without one, generated once and kept beside the database."""
+    def resolved_secret_key(self, *, create: bool = True) -> str:
+        """The secret key; on SQLite without one, generated once and kept beside the database.
+
+        ``create=False`` refuses to make a new one (a CLI run in the wrong directory would
+        otherwise mint tokens the server rejects).
+        """
         if self.secret_key:
             return self.secret_key
         db_path = self.sqlite_path
@@ -69,6 +73,8 @@ class Settings(BaseSettings):
         key_file = db_path.with_name(db_path.name + ".secret")
         if key_file.exists():
             self.secret_key = key_file.read_text().strip()
+        elif not create:
+            raise FileNotFoundError(f"no secret key at {key_file}: run where the database is, or set HERALD_SECRET_KEY")
         else:
             key_file.parent.mkdir(parents=True, exist_ok=True)
             key = secrets.token_urlsafe(32)

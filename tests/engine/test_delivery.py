@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -228,3 +229,46 @@ async def test_expired_delivery_is_not_sent(harness: Harness, webhook: tuple[Rec
     (d,) = (await status_of(harness, r.json()["id"]))["deliveries"]
     assert d["status"] == "expired"
     assert receiver.requests == []
+
+
+async def test_hard_shutdown_hands_in_flight_deliveries_back(harness: Harness, webhook: tuple[Receiver, str]) -> None:
+    receiver, url = webhook
+    await setup_webhook(harness, url)
+    receiver.delay = 5
+    r = await harness.trigger({"type": "order.shipped", "to": ["u1"], "data": {}})
+    worker = Worker(harness.herald)
+    task = asyncio.create_task(worker.run())
+    for _ in range(100):
+        if receiver.requests:
+            break
+        await asyncio.sleep(0.05)
+    (d,) = (await status_of(harness, r.json()["id"]))["deliveries"]
+    assert d["status"] == "sending"
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    (d,) = (await status_of(harness, r.json()["id"]))["deliveries"]
+    assert d["status"] == "pending" and d["attempts"] == 0
+
+
+async def test_a_crash_loop_ends_in_failed(harness: Harness) -> None:
+    await harness.put_type("order.shipped", ["webhook"], {})
+    r = await harness.trigger({"type": "order.shipped", "to": ["u1"], "data": {}})
+    async with harness.herald.db.write() as conn:
+        await conn.execute(update(deliveries).values(attempts=harness.herald.settings.max_attempts))
+    await harness.drain()
+    (d,) = (await status_of(harness, r.json()["id"]))["deliveries"]
+    assert d["status"] == "failed" and "gave up" in d["reason"]
+
+
+async def test_an_account_sealed_with_another_key_fails_the_delivery(harness: Harness) -> None:
+    from herald.store.secretbox import SecretBox
+    from herald.store.tables import channel_accounts
+
+    await setup_webhook(harness, "http://127.0.0.1:9/never")
+    async with harness.herald.db.write() as conn:
+        await conn.execute(update(channel_accounts).values(config_encrypted=SecretBox("another key").seal("{}")))
+    r = await harness.trigger({"type": "order.shipped", "to": ["u1"], "data": {}})
+    await harness.drain()
+    (d,) = (await status_of(harness, r.json()["id"]))["deliveries"]
+    assert d["status"] == "failed" and "HERALD_SECRET_KEY" in d["last_error"]

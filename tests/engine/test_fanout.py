@@ -126,3 +126,20 @@ async def test_cancel_before_send_at_writes_nothing(harness: Harness, inbox_type
 
 async def test_worker_run_once_is_false_when_idle(harness: Harness) -> None:
     assert not await Worker(harness.herald).run_once()
+
+
+async def test_a_long_fan_out_yields_between_chunks(small_chunks: Harness, inbox_type: str) -> None:
+    """Out of time budget, the job is handed back due now, so deliveries can run in between."""
+    h = small_chunks
+    r = await h.trigger({"type": inbox_type, "to": [f"y{i}" for i in range(350)], "data": {"amount": "1"}})
+    now = utcnow()
+    async with h.herald.db.write() as conn:
+        (job,) = await job_store.claim_due_jobs(conn, owner="W", now=now, lease_until=now + timedelta(seconds=60), limit=1)
+    await fanout.run_fanout_job(h.herald, job, owner="W", budget_seconds=0)
+    assert await count(h, inbox_items, notification_id=r.json()["id"]) == 100
+    async with h.herald.db.read() as conn:
+        row = (await conn.execute(select(jobs))).mappings().one()
+    assert row["status"] == "pending" and row["lease_owner"] is None and row["run_at"] <= utcnow()
+    assert row["payload"]["offset"] == 100
+    await h.drain()
+    assert await count(h, inbox_items, notification_id=r.json()["id"]) == 350

@@ -8,6 +8,7 @@ expires under a slow worker and another one takes the job over.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -27,8 +28,10 @@ class LostLease(Exception):
     pass
 
 
-async def run_fanout_job(herald: Herald, job: dict[str, Any], *, owner: str) -> None:
-    """Expand chunk after chunk until the recipients run out, then mark the notification processed."""
+async def run_fanout_job(herald: Herald, job: dict[str, Any], *, owner: str, budget_seconds: float = 1.0) -> None:
+    """Expand chunks until the recipients run out (then mark the notification processed) or the
+    time budget is spent (then hand the job back, due now): a large fan-out never holds a worker
+    so long that a high-priority delivery waits behind it."""
     chunk_size = herald.settings.fanout_chunk_size
     lease = timedelta(seconds=herald.settings.lease_seconds)
     payload = dict(job["payload"])
@@ -42,6 +45,7 @@ async def run_fanout_job(herald: Herald, job: dict[str, Any], *, owner: str) -> 
         return
     expires_at = delivery_expiry(notification, ntype["ttl_seconds"] if ntype else None)
 
+    started = time.monotonic()
     while True:
         now = utcnow()
         async with herald.db.write() as conn:
@@ -60,9 +64,16 @@ async def run_fanout_job(herald: Herald, job: dict[str, Any], *, owner: str) -> 
                     expires_at=expires_at,
                 )
             payload["expanded"] += len(recipients)
+            out_of_time = time.monotonic() - started >= budget_seconds
             if more:
                 if not await job_store.save_job_progress(
-                    conn, job["id"], owner=owner, payload=payload, lease_until=now + lease, now=now
+                    conn,
+                    job["id"],
+                    owner=owner,
+                    payload=payload,
+                    lease_until=now + lease,
+                    now=now,
+                    release=out_of_time,
                 ):
                     await conn.rollback()
                     raise LostLease(job["id"])
@@ -76,6 +87,8 @@ async def run_fanout_job(herald: Herald, job: dict[str, Any], *, owner: str) -> 
         herald.wake_worker()
         if not more:
             log.info("fan-out of %s done: %d recipients", notification_id, payload["expanded"])
+            return
+        if out_of_time:
             return
 
 

@@ -31,7 +31,7 @@ from herald.store import users as user_store
 from herald.store.types import utcnow
 
 log = logging.getLogger(__name__)
-SEND_TIMEOUT_SECONDS = 120.0
+MAX_SEND_TIMEOUT_SECONDS = 120.0
 HOUSEKEEPING_SECONDS = 300.0
 
 
@@ -54,6 +54,8 @@ class Worker:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._stopping = asyncio.Event()
         self._in_flight: set[str] = set()
+        # A send must end well inside its lease, or another worker would claim and send it again.
+        self.send_timeout = min(MAX_SEND_TIMEOUT_SECONDS, herald.settings.lease_seconds * 0.75)
         self._next_housekeeping = 0.0
 
     def stop(self) -> None:
@@ -145,23 +147,24 @@ class Worker:
                 owner=self.owner,
                 now=now,
                 lease_until=now + timedelta(seconds=settings.lease_seconds),
-                limit=settings.worker_batch_size,
+                # every claimed row is sent at once, so the whole batch ends inside the lease
+                limit=min(settings.worker_batch_size, settings.worker_concurrency),
             )
         if not batch:
             return False
-        self._in_flight.update(d["id"] for d in batch)
+        ids = [d["id"] for d in batch]
+        self._in_flight.update(ids)
         try:
             context = await self._load_context(batch)
-            semaphore = asyncio.Semaphore(settings.worker_concurrency)
-
-            async def guarded(delivery: dict[str, Any]) -> Outcome:
-                async with semaphore:
-                    return await self._deliver(delivery, context)
-
-            outcomes = await asyncio.gather(*(guarded(d) for d in batch))
+            outcomes = await asyncio.gather(*(self._deliver(d, context) for d in batch))
             await self._record(outcomes)
+        except BaseException:
+            # Cancelled (hard shutdown) or broken: hand back what was not recorded; rows already
+            # finished are no longer 'sending' under this owner, so they are left alone.
+            await self._release(ids)
+            raise
         finally:
-            self._in_flight.difference_update(d["id"] for d in batch)
+            self._in_flight.difference_update(ids)
         return True
 
     async def _load_context(self, batch: list[dict[str, Any]]) -> dict[str, Any]:
@@ -184,6 +187,9 @@ class Worker:
             return Outcome(delivery, "cancelled", started, reason="notification cancelled", attempted=False)
         if delivery["expires_at"] is not None and delivery["expires_at"] <= started:
             return Outcome(delivery, "expired", started, reason="expired before it could be sent", attempted=False)
+        if delivery["attempts"] > self.herald.settings.max_attempts:
+            # claimed again and again without an outcome being recorded: a crash loop
+            return Outcome(delivery, "failed", started, reason=f"gave up after {delivery['attempts'] - 1} attempts")
         channel_name = delivery["channel"]
         channel = self.herald.channels.get(channel_name)
         if channel is None:
@@ -194,6 +200,8 @@ class Worker:
             if account is None:
                 return Outcome(delivery, "skipped", started, reason=f"no '{channel_name}' channel account configured")
             delivery["account"] = account["name"]
+            if account["config"] is None:
+                return Outcome(delivery, "failed", started, error=account["error"])
             try:
                 settings_obj = channel.Settings.model_validate(account["config"])
             except ValidationError as exc:
@@ -223,7 +231,7 @@ class Worker:
         )
         clock = time.perf_counter()
         try:
-            result: SendResult = await asyncio.wait_for(channel.send(message, settings_obj), SEND_TIMEOUT_SECONDS)
+            result: SendResult = await asyncio.wait_for(channel.send(message, settings_obj), self.send_timeout)
         except TimeoutError:
             return self._retry_or_fail(delivery, started, RetryableError("send timed out", code="timeout"))
         except SkipDelivery as exc:
@@ -304,9 +312,15 @@ class Worker:
                     )
 
     async def _release_in_flight(self) -> None:
-        if not self._in_flight:
+        await self._release(list(self._in_flight))
+
+    async def _release(self, ids: list[str]) -> None:
+        if not ids:
             return
-        with contextlib.suppress(Exception):
+        try:
             async with self.herald.db.write() as conn:
-                n = await delivery_store.release_deliveries(conn, list(self._in_flight), owner=self.owner, now=utcnow())
-            log.info("released %d in-flight deliveries", n)
+                n = await delivery_store.release_deliveries(conn, ids, owner=self.owner, now=utcnow())
+            if n:
+                log.info("released %d in-flight deliveries", n)
+        except Exception:
+            log.exception("could not release %d deliveries; their lease will expire", len(ids))

@@ -15,10 +15,17 @@ from herald.store.types import utcnow
 
 
 def _decode(row: Any, box: SecretBox) -> dict[str, Any]:
+    """The account with its config in the clear; ``config`` is None (and ``error`` says why)
+    when it cannot be decrypted, e.g. after HERALD_SECRET_KEY changed."""
+    try:
+        config, error = json.loads(box.open(row["config_encrypted"])), None
+    except ValueError as exc:
+        config, error = None, f"account '{row['name']}': {exc}"
     return {
         "name": row["name"],
         "channel": row["channel"],
-        "config": json.loads(box.open(row["config_encrypted"])),
+        "config": config,
+        "error": error,
         "default": bool(row["is_default"]),
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],

@@ -62,6 +62,8 @@ async def finish_delivery(
         values["reason"] = reason
     if last_error is not None:
         values["last_error"] = last_error
+    elif status == "sent":
+        values["last_error"] = None  # earlier failures stay in the attempt log
     if provider_message_id is not None:
         values["provider_message_id"] = provider_message_id
     if account is not None:

@@ -51,17 +51,30 @@ async def claim_due_jobs(
 
 
 async def save_job_progress(
-    conn: AsyncConnection, job_id: str, *, owner: str, payload: dict[str, Any], lease_until: datetime, now: datetime
+    conn: AsyncConnection,
+    job_id: str,
+    *,
+    owner: str,
+    payload: dict[str, Any],
+    lease_until: datetime,
+    now: datetime,
+    release: bool = False,
 ) -> bool:
-    """Store a chunk's progress and extend the lease, only if this worker still owns the job.
+    """Store a chunk's progress, only if this worker still owns the job; then either extend the
+    lease or (``release``) hand the job back as due now, so other work can run in between.
 
     Called in the same transaction as the chunk's inserts: when it returns False the caller
     rolls back, so a chunk is committed once even if two workers raced for the job.
     """
+    values: dict[str, Any] = {"payload": payload, "updated_at": now}
+    if release:
+        values.update(status="pending", lease_owner=None, lease_until=None, run_at=now)
+    else:
+        values.update(lease_until=lease_until, run_at=lease_until)
     result = await conn.execute(
         update(jobs)
         .where(jobs.c.id == job_id, jobs.c.lease_owner == owner, jobs.c.status == "running")
-        .values(payload=payload, lease_until=lease_until, run_at=lease_until, updated_at=now)
+        .values(**values)
     )
     return result.rowcount > 0
 
