@@ -96,7 +96,9 @@ notifications = Table(
     Column("actor", JSONType),
     Column("target", JSONType),
     Column("rendered", JSONType, nullable=False),
-    Column("recipients", Integer, nullable=False),
+    Column("audience", JSONType),
+    # NULL while an audience is being expanded: the count is known only at the end.
+    Column("recipients", Integer),
     Column("send_at", UTCDateTime),
     Column("expires_at", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
