@@ -8,7 +8,9 @@ from pydantic import ValidationError
 from herald.config import Settings
 
 
-def test_sqlite_secret_key_is_generated_once_beside_the_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sqlite_secret_key_is_generated_once_beside_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("HERALD_SECRET_KEY", raising=False)
     url = f"sqlite+aiosqlite:///{tmp_path}/data/herald.db"
     first = Settings(database_url=url).resolved_secret_key()

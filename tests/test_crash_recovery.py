@@ -106,7 +106,9 @@ def test_kill_minus_nine_loses_no_email(database_url: str, tmp_path: Path) -> No
         try:
             wait_ready(base, proc, log)
             account = {"host": "127.0.0.1", "port": smtp_port, "sender": "noreply@example.com", "timeout": 30}
-            r = httpx.put(f"{base}/v1/channel-accounts/mail", json={"channel": "email", "config": account}, headers=headers)
+            r = httpx.put(
+                f"{base}/v1/channel-accounts/mail", json={"channel": "email", "config": account}, headers=headers
+            )
             assert r.status_code == 200, r.text
             r = httpx.put(f"{base}/v1/notification-types/alert", json={"channels": ["email"]}, headers=headers)
             assert r.status_code == 201, r.text
@@ -115,7 +117,9 @@ def test_kill_minus_nine_loses_no_email(database_url: str, tmp_path: Path) -> No
             )
             assert r.status_code == 200, r.text
             to = [{"id": f"u{i}", "email": f"u{i}@example.com"} for i in range(RECIPIENTS)]
-            r = httpx.post(f"{base}/v1/notifications", json={"type": "alert", "to": to, "data": {"n": 1}}, headers=headers)
+            r = httpx.post(
+                f"{base}/v1/notifications", json={"type": "alert", "to": to, "data": {"n": 1}}, headers=headers
+            )
             assert r.status_code == 202, r.text
             notification_id = r.json()["id"]
             # wait until the worker is stuck sending

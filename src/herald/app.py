@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from herald import __version__
-from herald.api import me, ops, problems, server
+from herald.api import keys, me, ops, problems, server
 from herald.api.auth import ApiKeyCache
 from herald.api.limits import BodySizeLimit
 from herald.config import Settings
@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     problems.install(app)
     app.include_router(ops.router)
     app.include_router(server.router)
+    app.include_router(keys.router)
     app.include_router(me.router)
     app.add_middleware(BodySizeLimit)
     return app

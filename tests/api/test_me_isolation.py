@@ -75,16 +75,17 @@ async def test_inbox_lists_only_the_callers_items(harness: Harness, two_users: d
     for params in ({"status": "unread"}, {"category": "reminder"}, {"archived": "true"}, {"status": "read"}):
         assert all("b" not in i["summary"] for i in await inbox(harness, "alice", **params))
     # a similar-looking user id is another user
-    for other in ("Alice", "alice ", "alic", "alice\u0000"):
+    for other in ("Alice", "alice ", "alic", "alice%", "alice_"):
         r = await harness.client.get("/v1/me/inbox", headers=harness.user(other))
         assert r.status_code == 200 and r.json()["items"] == [], other
+    # a NUL in the subject is no user at all (and PostgreSQL could not even look it up)
+    r = await harness.client.get("/v1/me/inbox", headers=harness.user("alice\u0000"))
+    assert r.status_code == 401, r.text
     assert (await counts(harness, "alice"))["total"] == 2
     assert (await counts(harness, "carol"))["total"] == 0
 
 
-async def test_a_cursor_from_someone_else_pages_only_your_own_feed(
-    harness: Harness, two_users: dict[str, str]
-) -> None:
+async def test_a_cursor_from_someone_else_pages_only_your_own_feed(harness: Harness, two_users: dict[str, str]) -> None:
     r = await harness.client.get("/v1/me/inbox", params={"limit": 1}, headers=harness.user("alice"))
     cursor = r.json()["next_cursor"]
     assert cursor
@@ -141,9 +142,7 @@ async def test_read_all_touches_only_the_callers_items(harness: Harness, two_use
     assert (await counts(harness, "bob"))["total"] == 0
     assert (await counts(harness, "alice"))["total"] == 2
     assert all(i["read"] is False for i in await inbox(harness, "alice"))
-    r = await harness.client.post(
-        "/v1/me/inbox/read-all", json={"category": "reminder"}, headers=harness.user("carol")
-    )
+    r = await harness.client.post("/v1/me/inbox/read-all", json={"category": "reminder"}, headers=harness.user("carol"))
     assert r.status_code == 200 and r.json()["updated"] == 0
     assert (await counts(harness, "alice"))["total"] == 2
 

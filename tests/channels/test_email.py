@@ -33,9 +33,7 @@ class Mailbox:
     rcpt_reply: str | None = None
     data_reply: str | None = None
 
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Envelope, address: str, options: Any
-    ) -> str:
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Envelope, address: str, options: Any) -> str:
         if self.rcpt_reply:
             return self.rcpt_reply
         envelope.rcpt_tos.append(address)
@@ -61,9 +59,7 @@ def _lf(text: str) -> str:
     return text.replace("\r\n", "\n")
 
 
-def _accept_herald_login(
-    server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
-) -> AuthResult:
+def _accept_herald_login(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
     ok = isinstance(auth_data, LoginPassword) and auth_data == (b"herald", b"s3cret")
     # handled=False makes aiosmtpd send the 535 itself; its default (True) sends nothing.
     return AuthResult(success=ok, handled=False)
@@ -91,9 +87,7 @@ def smtp_port(mailbox: Mailbox, port_factory: Callable[[], int]) -> Iterator[int
 @pytest.fixture
 def auth_smtp_port(mailbox: Mailbox, port_factory: Callable[[], int]) -> Iterator[int]:
     port = port_factory()
-    controller = _start(
-        mailbox, port, authenticator=_accept_herald_login, auth_required=True, auth_require_tls=False
-    )
+    controller = _start(mailbox, port, authenticator=_accept_herald_login, auth_required=True, auth_require_tls=False)
     yield port
     controller.stop()
 
@@ -117,9 +111,7 @@ def test_registered_as_email() -> None:
 async def test_delivers_a_utf8_multipart_message(
     channel: EmailChannel, mailbox: Mailbox, smtp_port: int, make_message: Callable[..., OutboundMessage]
 ) -> None:
-    message = make_message(
-        content={"title": "充值成功通知", "body": "您已成功充值 100.00 元。\n<b>谢谢</b> & 再见"}
-    )
+    message = make_message(content={"title": "充值成功通知", "body": "您已成功充值 100.00 元。\n<b>谢谢</b> & 再见"})
 
     result = await channel.send(message, settings(smtp_port))
 
@@ -186,16 +178,12 @@ async def test_subject_falls_back_to_the_type(
 async def test_recipient_without_name_gets_a_bare_address(
     channel: EmailChannel, mailbox: Mailbox, smtp_port: int, make_message: Callable[..., OutboundMessage]
 ) -> None:
-    await channel.send(
-        make_message(recipient=Recipient(id="u2", email="bare@example.com")), settings(smtp_port)
-    )
+    await channel.send(make_message(recipient=Recipient(id="u2", email="bare@example.com")), settings(smtp_port))
 
     assert str(mailbox.only_message()["To"]) == "bare@example.com"
 
 
-async def test_missing_email_is_skipped(
-    channel: EmailChannel, make_message: Callable[..., OutboundMessage]
-) -> None:
+async def test_missing_email_is_skipped(channel: EmailChannel, make_message: Callable[..., OutboundMessage]) -> None:
     with pytest.raises(SkipDelivery, match="no email address"):
         await channel.send(make_message(recipient=Recipient(id="u3", name="无邮箱")), settings(1))
 
@@ -204,9 +192,7 @@ async def test_invalid_address_is_terminal(
     channel: EmailChannel, smtp_port: int, make_message: Callable[..., OutboundMessage]
 ) -> None:
     with pytest.raises(TerminalError, match="invalid email address"):
-        await channel.send(
-            make_message(recipient=Recipient(id="u4", email="not an address")), settings(smtp_port)
-        )
+        await channel.send(make_message(recipient=Recipient(id="u4", email="not an address")), settings(smtp_port))
 
 
 async def test_an_internationalized_domain_travels_as_punycode(
@@ -224,9 +210,7 @@ async def test_a_non_ascii_local_part_is_terminal(
     channel: EmailChannel, smtp_port: int, make_message: Callable[..., OutboundMessage]
 ) -> None:
     with pytest.raises(TerminalError, match="invalid email address"):
-        await channel.send(
-            make_message(recipient=Recipient(id="u6", email="李四@example.com")), settings(smtp_port)
-        )
+        await channel.send(make_message(recipient=Recipient(id="u6", email="李四@example.com")), settings(smtp_port))
 
 
 async def test_connection_refused_is_retryable(

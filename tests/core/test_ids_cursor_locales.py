@@ -21,9 +21,18 @@ def test_ids_are_prefixed_unique_and_time_sortable() -> None:
     assert all(first < i for i in later)
 
 
-@given(st.datetimes(timezones=st.just(UTC)), st.text(min_size=1, max_size=40))
+@given(
+    st.datetimes(timezones=st.just(UTC)),
+    st.text(st.characters(blacklist_characters="\x00"), min_size=1, max_size=40),
+)
 def test_cursor_round_trips(at: datetime, item_id: str) -> None:
     assert decode_cursor(encode_cursor(at, item_id)) == (at, item_id)
+
+
+def test_a_nul_in_a_cursor_is_refused() -> None:
+    """PostgreSQL cannot compare text holding NUL: such a cursor must be a 400, not a 500."""
+    with pytest.raises(BadCursor):
+        decode_cursor(encode_cursor(datetime.now(UTC), "itm_\x00"))
 
 
 @given(st.text(max_size=60))

@@ -174,7 +174,9 @@ async def test_expired_lease_is_claimed_again(harness: Harness, webhook: tuple[R
     assert not await Worker(harness.herald).run_once()  # still leased: nothing to do
     async with harness.herald.db.write() as conn:  # time passes: the lease runs out
         await conn.execute(
-            update(deliveries).values(lease_until=now - timedelta(seconds=1), next_attempt_at=now - timedelta(seconds=1))
+            update(deliveries).values(
+                lease_until=now - timedelta(seconds=1), next_attempt_at=now - timedelta(seconds=1)
+            )
         )
     await harness.drain()
     assert len(receiver.requests) == 1
@@ -199,7 +201,9 @@ async def test_high_priority_is_claimed_before_normal_and_low(harness: Harness) 
         )
     assert len(claimed) == 1
     async with harness.herald.db.read() as conn:
-        n = (await conn.execute(select(deliveries.c.notification_id).where(deliveries.c.id == claimed[0]["id"]))).scalar()
+        n = (
+            await conn.execute(select(deliveries.c.notification_id).where(deliveries.c.id == claimed[0]["id"]))
+        ).scalar()
         from herald.store.notifications import get_notification
 
         notification = await get_notification(conn, n)

@@ -53,8 +53,14 @@ async def test_audience_all_and_tags(small_chunks: Harness, inbox_type: str) -> 
         await conn.execute(
             users.insert(),
             [
-                {"id": f"m{i:03d}", "tags": ["vip"] if i % 3 == 0 else [], "channels": {}, "data": {},
-                 "created_at": now, "updated_at": now}
+                {
+                    "id": f"m{i:03d}",
+                    "tags": ["vip"] if i % 3 == 0 else [],
+                    "channels": {},
+                    "data": {},
+                    "created_at": now,
+                    "updated_at": now,
+                }
                 for i in range(250)
             ],
         )
@@ -134,7 +140,9 @@ async def test_a_long_fan_out_yields_between_chunks(small_chunks: Harness, inbox
     r = await h.trigger({"type": inbox_type, "to": [f"y{i}" for i in range(350)], "data": {"amount": "1"}})
     now = utcnow()
     async with h.herald.db.write() as conn:
-        (job,) = await job_store.claim_due_jobs(conn, owner="W", now=now, lease_until=now + timedelta(seconds=60), limit=1)
+        (job,) = await job_store.claim_due_jobs(
+            conn, owner="W", now=now, lease_until=now + timedelta(seconds=60), limit=1
+        )
     await fanout.run_fanout_job(h.herald, job, owner="W", budget_seconds=0)
     assert await count(h, inbox_items, notification_id=r.json()["id"]) == 100
     async with h.herald.db.read() as conn:

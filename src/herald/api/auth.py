@@ -29,6 +29,9 @@ class ApiKeyCache:
         self.ttl = ttl
         self._entries: dict[str, tuple[float, ApiKey | None]] = {}
 
+    def clear(self) -> None:
+        self._entries.clear()
+
     async def resolve(self, herald: Herald, plaintext: str) -> ApiKey | None:
         digest = hash_key(plaintext)
         hit = self._entries.get(digest)
@@ -67,14 +70,21 @@ def require_scope(scope: str) -> Callable[..., Coroutine[Any, Any, ApiKey]]:
 
 
 async def current_user(request: Request, herald: HeraldDep) -> str:
-    """The user id of a valid user token (header, or ``?token=`` for EventSource/WebSocket)."""
-    token = _bearer(request) or request.query_params.get("token")
+    """The user id of a valid user token in the Authorization header.
+
+    (``?token=`` will be accepted on the EventSource/WebSocket URLs only, where browsers cannot set
+    headers; anywhere else a token in the URL would end up in access logs.)
+    """
+    token = _bearer(request)
     if not token:
         raise HTTPException(401, "a user token is required", headers=_CHALLENGE)
     try:
-        return verify_user_token(herald.secret_key, token)
+        user_id = verify_user_token(herald.secret_key, token)
     except BadToken as exc:
         raise HTTPException(401, f"user token is not valid: {exc}", headers=_CHALLENGE) from exc
+    if "\x00" in user_id:  # no user id has one, and PostgreSQL refuses it in a query
+        raise HTTPException(401, "user token is not valid: bad subject", headers=_CHALLENGE)
+    return user_id
 
 
 SendKey = Annotated[ApiKey, Depends(require_scope("send"))]

@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from fastapi import Request
+
+from herald.core.errors import Invalid
+
 MAX_BODY_BYTES = 1024 * 1024
 
 
@@ -34,18 +38,26 @@ class BodySizeLimit:
                     return
         seen = 0
         started = False
+        exceeded = False
 
         async def limited_receive() -> Any:
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    exceeded = True
                     raise BodyTooLarge
             return message
 
         async def tracking_send(message: Any) -> None:
             nonlocal started
+            if exceeded:
+                # FastAPI turns a failed body read into its own 400; the client needs to hear 413.
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await self._refuse(send)
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
@@ -76,3 +88,11 @@ class BodySizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def refuse_nul_in_url(request: Request) -> None:
+    """422 for a NUL character in a path or query parameter: PostgreSQL cannot store or compare it in text."""
+    params = [*request.path_params.items(), *request.query_params.multi_items()]
+    bad = [(name, "contains a NUL character") for name, value in params if "\x00" in str(value)]
+    if bad:
+        raise Invalid(bad)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from herald.api.auth import CurrentUser, HeraldDep
+from herald.api.limits import refuse_nul_in_url
 from herald.api.schemas import ReadAllIn, StatusFilter
 from herald.api.views import inbox_item_view
 from herald.core.enums import Category
 from herald.engine import inbox
 
-router = APIRouter(prefix="/v1/me", tags=["me"])
+router = APIRouter(prefix="/v1/me", tags=["me"], dependencies=[Depends(refuse_nul_in_url)])
 ItemId = Annotated[str, Path(min_length=1, max_length=40)]
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from herald.core.enums import AnnouncementKind, Category, ContentType, Priority
 
@@ -34,8 +34,39 @@ def _check_email(value: str | None) -> str | None:
     return value
 
 
+def nul_path(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first string (or key) holding a NUL character, or None.
+
+    PostgreSQL stores no NUL in text or jsonb, so such input must be refused up front, on every backend.
+    """
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return where
+            found = nul_path(sub, where)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for i, sub in enumerate(value):
+            found = nul_path(sub, f"{path}.{i}" if path else str(i))
+            if found is not None:
+                return found
+    return None
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul_characters(cls, value: Any) -> Any:
+        where = nul_path(value)
+        if where is not None:
+            raise ValueError(f"contains a NUL character{f' (at {where})' if where else ''}")
+        return value
 
 
 class UserIn(Strict):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import ValidationError
 
 from herald.api.auth import AdminKey, HeraldDep, ReadKey, SendKey
 from herald.api.idempotency import Store, idempotent
+from herald.api.limits import refuse_nul_in_url
 from herald.api.schemas import (
     KEY_PATTERN,
     AnnouncementIn,
@@ -21,6 +22,7 @@ from herald.api.schemas import (
     TokenIn,
     TriggerIn,
     UserIn,
+    nul_path,
 )
 from herald.api.views import (
     MASK,
@@ -33,6 +35,7 @@ from herald.api.views import (
     user_view,
 )
 from herald.core.cursor import decode_cursor, decode_key_cursor, encode_cursor, encode_key_cursor
+from herald.core.enums import AnnouncementKind
 from herald.core.errors import Invalid, NotFound, TemplateError
 from herald.core.ids import new_id
 from herald.core.locales import pick_locale
@@ -47,10 +50,12 @@ from herald.store import inbox as inbox_store
 from herald.store import notifications as notification_store
 from herald.store.types import utcnow
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", dependencies=[Depends(refuse_nul_in_url)])
 UserId = Annotated[str, Path(min_length=1, max_length=200)]
 TypeKey = Annotated[str, Path(pattern=KEY_PATTERN)]
 Limit = Annotated[int, Query(ge=1, le=100)]
+# as on /v1/me/inbox: a cursor this API gave is far shorter, and a long one could nest JSON past the recursion limit
+Cursor = Annotated[str | None, Query(max_length=500)]
 DELIVERY_LIST_CAP = 1000
 
 
@@ -121,7 +126,7 @@ async def put_type(
 
 
 @router.get("/notification-types", tags=["types"])
-async def list_types(herald: HeraldDep, _: ReadKey, limit: Limit = 20, cursor: str | None = None) -> dict[str, Any]:
+async def list_types(herald: HeraldDep, _: ReadKey, limit: Limit = 20, cursor: Cursor = None) -> dict[str, Any]:
     after = decode_key_cursor(cursor) if cursor else None
     async with herald.db.read() as conn:
         rows = await catalog.list_types(conn, after=after, limit=limit + 1)
@@ -164,6 +169,8 @@ async def put_template(
     fields = body.model_dump(exclude_none=True)
     if not fields:
         raise Invalid([("body", "a template needs at least one field (title, body, ...)")])
+    if (where := nul_path(fields)) is not None:
+        raise Invalid([(where, "contains a NUL character")])
     try:
         validate_fields(fields)
     except TemplateError as exc:
@@ -173,6 +180,20 @@ async def put_template(
             raise NotFound("notification type")
         saved = await catalog.put_template(conn, key, channel, locale or herald.settings.default_locale, fields)
     return saved | {"updated_at": saved["updated_at"].isoformat()}
+
+
+@router.delete("/notification-types/{key}/templates/{channel}", status_code=204, tags=["types"])
+async def delete_template(
+    key: TypeKey,
+    channel: Annotated[str, Path(max_length=40)],
+    herald: HeraldDep,
+    _: AdminKey,
+    locale: Annotated[Locale | None, Query()] = None,
+) -> Response:
+    async with herald.db.write() as conn:
+        if not await catalog.delete_template(conn, key, channel, locale or herald.settings.default_locale):
+            raise NotFound("template")
+    return Response(status_code=204)
 
 
 @router.post("/templates/preview", tags=["types"])
@@ -238,13 +259,14 @@ async def get_notification(notification_id: str, herald: HeraldDep, _: ReadKey) 
             raise NotFound("notification")
         rows = await delivery_store.deliveries_of(conn, notification_id)
         attempts = await delivery_store.attempts_of(conn, [d["id"] for d in rows[:DELIVERY_LIST_CAP]])
-        items = await inbox_store.items_of_notification(conn, notification_id, DELIVERY_LIST_CAP)
+        items = await inbox_store.items_of_notification(conn, notification_id, DELIVERY_LIST_CAP + 1)
+        inapp_total = await inbox_store.count_items_of_notification(conn, notification_id) if items else 0
         counts = await delivery_store.status_counts(conn, notification_id)
-    deliveries = [inapp_delivery_view(i) for i in items] + [
+    deliveries = [inapp_delivery_view(i) for i in items[:DELIVERY_LIST_CAP]] + [
         delivery_view(d, attempts.get(d["id"], [])) for d in rows[:DELIVERY_LIST_CAP]
     ]
     if items and "inapp" in n["channels"]:
-        counts["delivered"] = counts.get("delivered", 0) + len(items)
+        counts["delivered"] = counts.get("delivered", 0) + inapp_total
     return {
         "id": n["id"],
         "type": n["type_key"],
@@ -257,7 +279,7 @@ async def get_notification(notification_id: str, herald: HeraldDep, _: ReadKey) 
         "channels": n["channels"],
         "delivery_counts": counts,
         "deliveries": deliveries,
-        "deliveries_truncated": len(rows) > DELIVERY_LIST_CAP or len(items) >= DELIVERY_LIST_CAP,
+        "deliveries_truncated": len(rows) > DELIVERY_LIST_CAP or len(items) > DELIVERY_LIST_CAP,
     }
 
 
@@ -302,21 +324,25 @@ async def create_announcement(body: AnnouncementIn, herald: HeraldDep, key: Admi
         row["kind"], row["content_type"] = body.kind.value, body.content_type.value
         async with herald.db.write() as conn:
             await ann_store.create_announcement(conn, row)
+            saved = await ann_store.get_announcement(conn, row["id"])  # times come back in UTC
+            assert saved is not None
             if store is not None:
-                await store(conn, 201, announcement_view(row))
+                await store(conn, 201, announcement_view(saved))
         herald.announcements.invalidate()
-        return 201, announcement_view(row)
+        return 201, announcement_view(saved)
 
     return await idempotent(request, herald, key.id, handler)
 
 
 @router.get("/announcements", tags=["announcements"])
 async def list_announcements(
-    herald: HeraldDep, _: ReadKey, limit: Limit = 20, cursor: str | None = None, kind: str | None = None
+    herald: HeraldDep, _: ReadKey, limit: Limit = 20, cursor: Cursor = None, kind: AnnouncementKind | None = None
 ) -> dict[str, Any]:
     before = decode_cursor(cursor) if cursor else None
     async with herald.db.read() as conn:
-        rows = await ann_store.list_announcements(conn, before=before, limit=limit + 1, kind=kind)
+        rows = await ann_store.list_announcements(
+            conn, before=before, limit=limit + 1, kind=kind.value if kind else None
+        )
     page = rows[:limit]
     return {
         "items": [announcement_view(r) for r in page],
@@ -352,6 +378,8 @@ async def patch_announcement(
             raise NotFound("announcement")
         _check_window(values.get("starts_at", row["starts_at"]), values.get("ends_at", row["ends_at"]))
         values["updated_at"] = utcnow()
+        if "starts_at" in values:  # its place in the feed follows the moment it goes live
+            values["feed_at"] = max(row["created_at"], values["starts_at"] or row["created_at"])
         await ann_store.update_announcement(conn, announcement_id, values)
         row = await ann_store.get_announcement(conn, announcement_id)
     herald.announcements.invalidate()

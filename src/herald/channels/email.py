@@ -25,9 +25,7 @@ class EmailSettings(ChannelSettings):
         min_length=3,
         description='From address, optionally with a display name: "Herald 通知 <noreply@example.com>".',
     )
-    starttls: bool = Field(
-        False, description="Upgrade the connection with STARTTLS (required, not opportunistic)."
-    )
+    starttls: bool = Field(False, description="Upgrade the connection with STARTTLS (required, not opportunistic).")
     ssl: bool = Field(False, description="Connect with implicit TLS (usually port 465).")
     timeout: float = Field(10, gt=0, le=300, description="Seconds allowed for each SMTP step.")
 

@@ -95,9 +95,7 @@ class WebhookChannel(Channel):
         body = encode_payload(message, now)
         headers = signed_headers(settings, message.delivery_id, int(now.timestamp()), body)
         try:
-            response = await self._http().post(
-                settings.url, content=body, headers=headers, timeout=settings.timeout
-            )
+            response = await self._http().post(settings.url, content=body, headers=headers, timeout=settings.timeout)
         except httpx.TransportError as exc:
             raise RetryableError(f"{type(exc).__name__}: {exc}") from exc
         return classify_response(response)

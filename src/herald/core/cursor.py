@@ -21,10 +21,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         padded = cursor + "=" * (-len(cursor) % 4)
         at_text, item_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
         at = datetime.fromisoformat(at_text)
-        if at.tzinfo is None or not isinstance(item_id, str):
+        if at.tzinfo is None or not isinstance(item_id, str) or "\x00" in item_id:
             raise BadCursor("cursor is not valid")
         return at, item_id
-    except (ValueError, TypeError, UnicodeDecodeError) as exc:
+    except (ValueError, TypeError, UnicodeDecodeError, RecursionError) as exc:
         raise BadCursor("cursor is not valid") from exc
 
 
@@ -36,8 +36,8 @@ def decode_key_cursor(cursor: str) -> str:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         (key,) = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if not isinstance(key, str):
+        if not isinstance(key, str) or "\x00" in key:
             raise BadCursor("cursor is not valid")
         return key
-    except (ValueError, TypeError, UnicodeDecodeError) as exc:
+    except (ValueError, TypeError, UnicodeDecodeError, RecursionError) as exc:
         raise BadCursor("cursor is not valid") from exc

@@ -62,3 +62,17 @@ async def revoke_api_key(conn: AsyncConnection, key_id: str) -> bool:
         update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None)).values(revoked_at=utcnow())
     )
     return result.rowcount > 0
+
+
+async def list_api_keys(conn: AsyncConnection) -> list[dict[str, object]]:
+    """Every key, newest first, without its hash."""
+    query = select(
+        api_keys.c.id,
+        api_keys.c.name,
+        api_keys.c.prefix,
+        api_keys.c.scopes,
+        api_keys.c.created_at,
+        api_keys.c.last_used_at,
+        api_keys.c.revoked_at,
+    ).order_by(api_keys.c.created_at.desc())
+    return [dict(r) for r in (await conn.execute(query)).mappings()]

@@ -118,3 +118,8 @@ async def items_of_notification(conn: AsyncConnection, notification_id: str, lim
         .limit(limit)
     )
     return [dict(r) for r in rows.mappings()]
+
+
+async def count_items_of_notification(conn: AsyncConnection, notification_id: str) -> int:
+    query = select(func.count()).select_from(inbox_items).where(inbox_items.c.notification_id == notification_id)
+    return int((await conn.execute(query)).scalar_one())

@@ -224,7 +224,9 @@ def upgrade() -> None:
         sa.Column(
             "rendered", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
         ),
-        sa.Column("audience", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=True),
+        sa.Column(
+            "audience", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=True
+        ),
         sa.Column("recipients", sa.Integer(), nullable=True),
         sa.Column("send_at", herald.store.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("expires_at", herald.store.types.UTCDateTime(timezone=True), nullable=True),
