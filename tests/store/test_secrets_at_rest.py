@@ -93,3 +93,27 @@ async def test_abandoned_in_flight_key_can_be_taken_over(harness: Harness) -> No
         later = now + timedelta(seconds=61)
         taken = await idempotency.claim_key(conn, "k", "key-2", "h", now=later, stale_after=timedelta(seconds=60))
         assert taken.outcome == "proceed"
+
+
+async def test_an_account_sealed_with_another_key_is_reported_not_a_500(harness: Harness) -> None:
+    from sqlalchemy import update
+
+    config = {"url": "https://example.com/h", "secret": "whsec_c2VjcmV0"}
+    await harness.client.put(
+        "/v1/channel-accounts/hook", json={"channel": "webhook", "config": config}, headers=harness.admin()
+    )
+    async with harness.herald.db.write() as conn:
+        await conn.execute(update(channel_accounts).values(config_encrypted=SecretBox("old key").seal("{}")))
+    r = await harness.client.get("/v1/channel-accounts/hook", headers=harness.admin())
+    assert r.status_code == 200 and "HERALD_SECRET_KEY" in r.json()["error"] and r.json()["config"] == {}
+    # sending the mask back cannot recover it; sending the secret again repairs the account
+    r = await harness.client.put(
+        "/v1/channel-accounts/hook",
+        json={"channel": "webhook", "config": {**config, "secret": "********"}},
+        headers=harness.admin(),
+    )
+    assert r.status_code == 422
+    r = await harness.client.put(
+        "/v1/channel-accounts/hook", json={"channel": "webhook", "config": config}, headers=harness.admin()
+    )
+    assert r.status_code == 200 and "error" not in r.json()

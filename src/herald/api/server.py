@@ -435,9 +435,10 @@ async def put_account(
         # A masked secret sent back unchanged (a console form round-trip) keeps the stored one.
         for key in secrets:
             if config.get(key) == MASK:
-                if existing is None or existing["channel"] != body.channel or key not in existing["config"]:
+                kept = existing["config"] if existing and existing["channel"] == body.channel else None
+                if not kept or key not in kept:
                     raise Invalid([(f"config.{key}", "send the secret itself, not the mask")])
-                config[key] = existing["config"][key]
+                config[key] = kept[key]
         try:
             settings = channel.Settings.model_validate(config)
         except ValidationError as exc:

@@ -150,11 +150,14 @@ def masked_config(config: dict[str, Any], secret_fields: list[str]) -> dict[str,
 
 
 def account_view(a: dict[str, Any], secret_fields: list[str]) -> dict[str, Any]:
-    return {
+    view = {
         "name": a["name"],
         "channel": a["channel"],
-        "config": masked_config(a["config"], secret_fields),
+        "config": masked_config(a["config"] or {}, secret_fields),
         "default": a["default"],
         "created_at": _t(a["created_at"]),
         "updated_at": _t(a["updated_at"]),
     }
+    if a.get("error"):
+        view["error"] = a["error"]
+    return view
