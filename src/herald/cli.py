@@ -33,6 +33,8 @@ def _logging(settings: Settings) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Alembic's start-up chatter (plugin set-up, "context impl") says nothing an operator needs.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 async def _prepare(settings: Settings, demo: bool) -> None:
