@@ -1,0 +1,352 @@
+#!/usr/bin/env python
+"""Inbox read latency over real HTTP: list (first page), a deep page by cursor, unread counts.
+
+    python bench/inbox.py --db sqlite
+    python bench/inbox.py --db postgres [--pg-url postgresql+asyncpg://postgres@127.0.0.1:5432/herald_bench]
+
+Setup (not measured): a fresh database with 1,000,000 ``inbox_items`` rows — one "hot" user with
+10,000 items and 990,000 items spread over 9,900 other users (100 each); a share read, archived,
+expired; two live announcements for everyone (the feed merges them) — bulk-inserted directly,
+then ANALYZE (PostgreSQL: VACUUM ANALYZE, as autovacuum would leave a settled table).
+
+Measured: the real app (``create_app(settings, run_worker=False)``) served by uvicorn in a child
+process on 127.0.0.1, one process; this process sends sequential keep-alive requests with httpx as
+the hot user (a user token minted with the settings' secret). After a warm-up, requests go
+round-robin over the endpoints so machine noise hits all of them alike, and each endpoint's
+latency (client-side, request sent to body read) gives p50 / p99. The baseline is GET /healthz on
+the same server and connection: the cost of HTTP + uvicorn + FastAPI + the client alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+from sqlalchemy import insert
+from sqlalchemy.engine import make_url
+
+from herald.core.ids import _encode, new_id
+from herald.engine.tokens import mint_user_token
+from herald.store.db import create_engine
+from herald.store.migrate import upgrade
+from herald.store.tables import announcements, users
+
+SECRET = "bench-secret-key-0123456789-0123456789-abcdef"
+DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/herald_bench"
+HOT = "hot-user"
+HOT_ITEMS = 10_000
+OTHER_USERS = 9_900
+ITEMS_PER_OTHER = 100
+READ_SHARE, ARCHIVED_SHARE, EXPIRING_SHARE, DIRECT_SHARE = 0.6, 0.05, 0.1, 0.1
+SERVER_START_TIMEOUT_S = 60.0
+RUN_TIMEOUT_S = 600.0
+COLUMNS = [
+    "id", "user_id", "notification_id", "type_key", "category", "title", "summary", "body", "data", "actor",
+    "target", "action_url", "actions", "read_at", "seen_at", "archived_at", "created_at", "expires_at",
+]  # fmt: skip
+
+
+# -- setup (not measured) ------------------------------------------------------------------------
+
+
+def asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def fresh_postgres(url: str) -> None:
+    target = make_url(url)
+    name = target.database
+    assert name and name not in ("postgres", "template0", "template1"), f"refusing to drop database {name!r}"
+    conn = await asyncpg.connect(asyncpg_dsn(target.set(database="postgres").render_as_string(hide_password=False)))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+def generate_items(now: datetime, rng: random.Random) -> tuple[list[tuple[Any, ...]], dict[str, int]]:
+    """All 1M rows as tuples in COLUMNS order (datetimes aware, JSON as text); and the hot user's expected counts."""
+    rows: list[tuple[Any, ...]] = []
+    expected = {"reminder": 0, "direct": 0}
+    owners = [(HOT, HOT_ITEMS)] + [(f"user{i:06d}", ITEMS_PER_OTHER) for i in range(OTHER_USERS)]
+    span_ms = 180 * 24 * 3600 * 1000
+    now_ms = int(now.timestamp() * 1000)
+    for uid, count in owners:
+        for _ in range(count):
+            ms = now_ms - rng.randrange(span_ms)
+            created = datetime.fromtimestamp(ms / 1000, UTC)
+            n = rng.randrange(1_000_000)
+            category = "direct" if rng.random() < DIRECT_SHARE else "reminder"
+            read = rng.random() < READ_SHARE
+            archived = rng.random() < ARCHIVED_SHARE
+            expires = None
+            if rng.random() < EXPIRING_SHARE:  # half of these already expired
+                expires = now + timedelta(days=rng.choice([-1, 1]) * rng.randrange(1, 60))
+            if uid == HOT and not read and not archived and (expires is None or expires > now):
+                expected[category] += 1
+            rows.append((
+                f"itm_{_encode(ms, 10)}{_encode(rng.getrandbits(80), 16)}",
+                uid,
+                f"ntf_{_encode(ms, 10)}{_encode(rng.getrandbits(80), 16)}",
+                "order.shipped" if category == "reminder" else "direct.message",
+                category,
+                f"订单 #{n} 已发货",
+                f"Your order #{n} is on its way",
+                f"Order #{n} left the warehouse and should arrive within 3 days. 您的订单已发货。",
+                json.dumps({"order": n, "amount": "99.00"}),
+                "null",
+                "null",
+                f"/orders/{n}",
+                "[]",
+                created + timedelta(minutes=5) if read else None,
+                created + timedelta(minutes=5) if read else None,
+                created + timedelta(minutes=9) if archived else None,
+                created,
+                expires,
+            ))  # fmt: skip
+    return rows, expected
+
+
+def sqlite_value(v: Any) -> Any:
+    # What SQLAlchemy's SQLite DateTime stores: naive UTC "YYYY-MM-DD HH:MM:SS.ffffff".
+    if isinstance(v, datetime):
+        return v.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+    return v
+
+
+async def build_database(url: str, is_pg: bool) -> dict[str, int]:
+    now = datetime.now(UTC)
+    rng = random.Random(20240601)
+    engine = create_engine(url)
+    try:
+        await upgrade(engine)
+        user_rows = [
+            {"id": uid, "channels": {}, "tags": [], "data": {}, "created_at": now, "updated_at": now}
+            for uid in [HOT] + [f"user{i:06d}" for i in range(OTHER_USERS)]
+        ]
+        ann_rows = [
+            {"id": new_id("ann"), "kind": "notice", "content_type": "text", "title": f"Maintenance window {i}",
+             "summary": "Planned maintenance", "body": "We will be down briefly.", "data": {},
+             "audience": {"all": True}, "feed_at": now - timedelta(days=i), "created_at": now, "updated_at": now}
+            for i in range(2)
+        ]  # fmt: skip
+        async with engine.begin() as conn:
+            await conn.execute(insert(users), user_rows)
+            await conn.execute(insert(announcements), ann_rows)
+        rows, expected = generate_items(now, rng)
+        if is_pg:
+            conn = await asyncpg.connect(asyncpg_dsn(url))
+            try:
+                for start in range(0, len(rows), 100_000):
+                    await conn.copy_records_to_table(
+                        "inbox_items", records=rows[start : start + 100_000], columns=COLUMNS
+                    )
+                await conn.execute("VACUUM ANALYZE")
+            finally:
+                await conn.close()
+        else:
+            sql = f"INSERT INTO inbox_items ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+            async with engine.begin() as conn:
+                for start in range(0, len(rows), 100_000):
+                    part = [tuple(sqlite_value(v) for v in r) for r in rows[start : start + 100_000]]
+                    await conn.exec_driver_sql(sql, part)
+            async with engine.begin() as conn:
+                await conn.exec_driver_sql("ANALYZE")
+            async with engine.connect() as conn:
+                await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        expected["announcement"] = len(ann_rows)
+        return expected
+    finally:
+        await engine.dispose()
+
+
+# -- the server (child process) ------------------------------------------------------------------
+
+
+def serve(url: str, port: int) -> None:
+    import uvicorn
+
+    from herald.app import create_app
+    from herald.config import Settings
+
+    settings = Settings(database_url=url, secret_key=SECRET, auto_migrate=False, log_level="warning")
+    app = create_app(settings, run_worker=False)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(url: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), "--serve", url, "--port", str(port)],
+        stdin=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.TransportError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server did not start")
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+# -- measuring -----------------------------------------------------------------------------------
+
+
+def percentile(sorted_ms: list[float], p: float) -> float:
+    if not sorted_ms:
+        return float("nan")
+    k = min(len(sorted_ms) - 1, max(0, round(p / 100 * len(sorted_ms) + 0.5) - 1))
+    return sorted_ms[k]
+
+
+def measure(base: str, token: str, expected: dict[str, int], requests: int, warmup: int, depth: int) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}"}
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+        # The deep cursor: walk the hot user's feed 100 at a time down to ``depth`` items.
+        cursor, walked = None, 0
+        while walked < depth:
+            r = client.get("/v1/me/inbox", params={"limit": 100, **({"cursor": cursor} if cursor else {})})
+            r.raise_for_status()
+            page = r.json()
+            walked += len(page["items"])
+            cursor = page["next_cursor"]
+            assert cursor, f"feed ended after {walked} items"
+
+        counts = client.get("/v1/me/inbox/counts").json()
+        assert counts["by_category"]["reminder"] == expected["reminder"], (counts, expected)
+        assert counts["by_category"]["direct"] == expected["direct"], (counts, expected)
+        assert counts["by_category"]["announcement"] == expected["announcement"], (counts, expected)
+
+        endpoints = {
+            "GET /healthz (baseline)": ("/healthz", None),
+            "GET /v1/me/inbox?limit=20": ("/v1/me/inbox", {"limit": 20}),
+            f"GET /v1/me/inbox?limit=20&cursor=<{walked}>": ("/v1/me/inbox", {"limit": 20, "cursor": cursor}),
+            "GET /v1/me/inbox/counts": ("/v1/me/inbox/counts", None),
+        }
+        samples: dict[str, list[float]] = {name: [] for name in endpoints}
+        for i in range(warmup + requests):
+            for name, (path, params) in endpoints.items():
+                t0 = time.perf_counter()
+                r = client.get(path, params=params)
+                body = r.content
+                elapsed = (time.perf_counter() - t0) * 1000
+                if r.status_code != 200:
+                    raise RuntimeError(f"{name}: {r.status_code} {body[:300]!r}")
+                if i >= warmup:
+                    samples[name].append(elapsed)
+            if time.monotonic() > deadline:
+                print(f"time limit reached after {i + 1 - warmup} measured rounds", file=sys.stderr)
+                break
+        items = client.get("/v1/me/inbox", params={"limit": 20}).json()["items"]
+        assert len(items) == 20
+        deep = client.get("/v1/me/inbox", params={"limit": 20, "cursor": cursor}).json()["items"]
+        assert len(deep) == 20
+    return {"samples": samples, "depth": walked, "counts": counts}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--pg-url", default=os.environ.get("HERALD_BENCH_PG_URL", DEFAULT_PG_URL))
+    parser.add_argument("--requests", type=int, default=2000, help="measured requests per endpoint")
+    parser.add_argument("--warmup", type=int, default=200, help="warm-up rounds (not measured)")
+    parser.add_argument("--depth", type=int, default=5000, help="how deep the cursor page is, in items")
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.port)
+        return
+
+    tmpdir = None
+    is_pg = args.db == "postgres"
+    if is_pg:
+        url = args.pg_url
+        asyncio.run(fresh_postgres(url))
+    else:
+        tmpdir = tempfile.mkdtemp(prefix="herald-bench-")
+        url = f"sqlite+aiosqlite:///{os.path.join(tmpdir, 'herald.db')}"
+    proc = None
+    try:
+        t = time.perf_counter()
+        expected = asyncio.run(build_database(url, is_pg))
+        print(
+            f"setup: 1,000,000 inbox items on {args.db} in {time.perf_counter() - t:.1f} s (not measured); "
+            f"hot user unread: {expected}",
+            flush=True,
+        )
+        proc, base = start_server(url)
+        token, _ = mint_user_token(SECRET, HOT, 24 * 3600)
+        load_before = os.getloadavg()[0]
+        result = measure(base, token, expected, args.requests, args.warmup, args.depth)
+        load_after = os.getloadavg()[0]
+    finally:
+        if proc is not None:
+            stop_server(proc)
+        if tmpdir:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+    samples = result["samples"]
+    names = list(samples)
+    base_ms = sorted(samples[names[0]])
+    b50, b99 = percentile(base_ms, 50), percentile(base_ms, 99)
+    print()
+    print(
+        f"Inbox read latency, hot user with {HOT_ITEMS:,} items in a 1,000,000-row inbox — {args.db}, "
+        f"{os.cpu_count()} CPUs, load avg {load_before:.1f}→{load_after:.1f}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    )
+    print(
+        f"{len(base_ms)} sequential keep-alive requests per endpoint over loopback, after {args.warmup} warm-up rounds"
+    )
+    head = f"{'endpoint':<46} {'p50 ms':>7} {'p99 ms':>7} {'p50 ×base':>10} {'p99 ×base':>10} {'p99 <= 5 ms':>12}"
+    print(head)
+    print("-" * len(head))
+    for name in names:
+        ms = sorted(samples[name])
+        p50, p99 = percentile(ms, 50), percentile(ms, 99)
+        verdict = "" if name == names[0] else ("yes" if p99 <= 5 else "NO")
+        print(f"{name:<46} {p50:>7.2f} {p99:>7.2f} {p50 / b50:>10.2f} {p99 / b99:>10.2f} {verdict:>12}")
+    print(
+        f"(mean of baseline {statistics.fmean(base_ms):.2f} ms; ratios are endpoint ÷ baseline at the same percentile)"
+    )
+
+
+if __name__ == "__main__":
+    main()
