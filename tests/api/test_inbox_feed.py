@@ -89,3 +89,33 @@ async def test_user_erase_removes_everything(harness: Harness, inbox_type: str) 
     assert r.status_code == 204
     assert await all_pages(harness, "alice") == []
     assert (await harness.client.get("/v1/users/alice", headers=harness.reader())).status_code == 404
+
+
+async def test_action_url_actions_actor_and_target_reach_the_item(harness: Harness) -> None:
+    await harness.put_type(
+        "comment.new",
+        ["inapp"],
+        {
+            "inapp": {
+                "title": "${who} 评论了你",
+                "action_url": "https://app.example.com/posts/${post}",
+                "actions": [{"label": "回复", "url": "https://app.example.com/posts/${post}#reply"}],
+            }
+        },
+    )
+    r = await harness.trigger(
+        {
+            "type": "comment.new",
+            "to": ["alice"],
+            "data": {"who": "Bob", "post": "p-1"},
+            "actor": {"id": "bob", "name": "Bob"},
+            "target": {"type": "post", "id": "p-1"},
+        }
+    )
+    assert r.status_code == 202, r.text
+    (item,) = (await harness.client.get("/v1/me/inbox", headers=harness.user("alice"))).json()["items"]
+    assert item["title"] == "Bob 评论了你"
+    assert item["action_url"] == "https://app.example.com/posts/p-1"
+    assert item["actions"] == [{"label": "回复", "url": "https://app.example.com/posts/p-1#reply"}]
+    assert item["actor"] == {"id": "bob", "name": "Bob"} and item["target"] == {"type": "post", "id": "p-1"}
+    assert item["data"] == {"who": "Bob", "post": "p-1"}

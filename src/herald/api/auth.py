@@ -15,7 +15,7 @@ from herald.store.apikeys import ApiKey, find_api_key, hash_key
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
-def get_herald(request: Request) -> Herald:
+async def get_herald(request: Request) -> Herald:  # async: no thread-pool hop per request
     return request.app.state.herald  # type: ignore[no-any-return]
 
 

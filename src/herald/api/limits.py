@@ -90,7 +90,7 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-def refuse_nul_in_url(request: Request) -> None:
+async def refuse_nul_in_url(request: Request) -> None:
     """422 for a NUL character in a path or query parameter: PostgreSQL cannot store or compare it in text."""
     params = [*request.path_params.items(), *request.query_params.multi_items()]
     bad = [(name, "contains a NUL character") for name, value in params if "\x00" in str(value)]

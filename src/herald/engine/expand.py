@@ -41,35 +41,9 @@ async def expand_chunk(
     if not recipients:
         return 0
     if INAPP in channels:
-        templates = rendered.get(INAPP, {})
-        ids = new_ids("itm", len(recipients))
-        items = []
-        for item_id, user in zip(ids, recipients, strict=True):
-            locale = pick_locale(templates.keys(), user.get("locale"), default_locale)
-            content = templates[locale] if locale else {}
-            items.append(
-                {
-                    "id": item_id,
-                    "user_id": user["id"],
-                    "notification_id": notification["id"],
-                    "type_key": notification["type_key"],
-                    "category": notification["category"],
-                    "title": content.get("title") or notification["type_key"],
-                    "summary": content.get("summary"),
-                    "body": content.get("body"),
-                    "data": notification["data"],
-                    "actor": notification["actor"],
-                    "target": notification["target"],
-                    "action_url": content.get("action_url"),
-                    "actions": content.get("actions") or [],
-                    "read_at": None,
-                    "seen_at": None,
-                    "archived_at": None,
-                    "created_at": now,
-                    "expires_at": expires_at,
-                }
-            )
-        await inbox_store.insert_items(conn, items)
+        await _write_inbox_items(
+            conn, notification, recipients, rendered.get(INAPP, {}), now, default_locale, expires_at
+        )
     other = [c for c in channels if c != INAPP]
     if other:
         rank = Priority(notification["priority"]).rank
@@ -102,3 +76,52 @@ async def expand_chunk(
                 i += 1
         await delivery_store.insert_deliveries(conn, rows)
     return len(recipients)
+
+
+async def _write_inbox_items(
+    conn: AsyncConnection,
+    notification: dict[str, Any],
+    recipients: Sequence[dict[str, Any]],
+    templates: dict[str, dict[str, Any]],
+    now: datetime,
+    default_locale: str,
+    expires_at: datetime | None,
+) -> None:
+    """The in-app items: rendered content is chosen once per distinct user locale, not per row."""
+    variants: list[dict[str, Any]] = []
+    variant_for_locale: dict[str | None, int] = {}
+    variant_of: list[int] = []
+    for user in recipients:
+        locale = user.get("locale")
+        index = variant_for_locale.get(locale)
+        if index is None:
+            chosen = pick_locale(templates.keys(), locale, default_locale)
+            content = templates[chosen] if chosen else {}
+            index = variant_for_locale[locale] = len(variants)
+            variants.append(
+                {
+                    "title": content.get("title") or notification["type_key"],
+                    "summary": content.get("summary"),
+                    "body": content.get("body"),
+                    "action_url": content.get("action_url"),
+                    "actions": content.get("actions") or [],
+                }
+            )
+        variant_of.append(index)
+    await inbox_store.insert_notification_items(
+        conn,
+        shared={
+            "notification_id": notification["id"],
+            "type_key": notification["type_key"],
+            "category": notification["category"],
+            "data": notification["data"],
+            "actor": notification["actor"],
+            "target": notification["target"],
+            "created_at": now,
+            "expires_at": expires_at,
+        },
+        variants=variants,
+        ids=new_ids("itm", len(recipients)),
+        user_ids=[u["id"] for u in recipients],
+        variant_of=variant_of,
+    )

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import delete, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald.store.dialect import upsert
@@ -40,10 +40,7 @@ async def list_announcements(
     if kind:
         query = query.where(announcements.c.kind == kind)
     if before is not None:
-        at, ann_id = before
-        query = query.where(
-            or_(announcements.c.created_at < at, and_(announcements.c.created_at == at, announcements.c.id < ann_id))
-        )
+        query = query.where(tuple_(announcements.c.created_at, announcements.c.id) < tuple_(*before))
     query = query.order_by(announcements.c.created_at.desc(), announcements.c.id.desc()).limit(limit)
     return [dict(r) for r in (await conn.execute(query)).mappings()]
 

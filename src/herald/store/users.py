@@ -68,7 +68,8 @@ async def users_page(
 
     How audience fan-outs walk the user table in chunks; a tag filter may leave a page short.
     """
-    query = select(users.c.id, users.c.locale, users.c.tags).order_by(users.c.id).limit(limit)
+    columns = [users.c.id, users.c.locale] + ([users.c.tags] if tags else [])  # JSON decoding is not free
+    query = select(*columns).order_by(users.c.id).limit(limit)
     if after is not None:
         query = query.where(users.c.id > after)
     rows = [dict(r) for r in (await conn.execute(query)).mappings()]
