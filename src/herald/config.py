@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(default=100, ge=1, le=10_000)
     worker_concurrency: int = Field(default=32, ge=1)
     worker_poll_seconds: float = Field(default=1.0, gt=0)
-    fanout_chunk_size: int = Field(default=5000, ge=100, le=100_000)
+    fanout_chunk_size: int = Field(default=10_000, ge=100, le=100_000)
     inline_fanout_limit: int = Field(default=1000, ge=1)
 
     default_locale: str = "zh-CN"
