@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from herald import __version__
 from herald.api import keys, me, ops, problems, server
-from herald.api.auth import ApiKeyCache
+from herald.api.auth import ApiKeyCache, UserTokenCache
 from herald.api.limits import BodySizeLimit
 from herald.config import Settings
 from herald.engine.service import Herald
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     )
     app.state.herald = herald
     app.state.api_keys = ApiKeyCache()
+    app.state.user_tokens = UserTokenCache()
     problems.install(app)
     app.include_router(ops.router)
     app.include_router(server.router)

@@ -356,3 +356,19 @@ def test_cli_token_refuses_to_invent_a_key_the_server_does_not_have(tmp_path: Pa
     assert result.exit_code != 0
     assert result.stdout == ""
     assert not list(tmp_path.glob("*.secret"))
+
+
+def test_a_cached_token_still_expires() -> None:
+    import time
+
+    from herald.api.auth import UserTokenCache
+    from herald.engine.tokens import BadToken
+
+    cache = UserTokenCache()
+    expires = int(time.time()) + 1
+    token = jwt.encode({"sub": "alice", "exp": expires}, SECRET, algorithm="HS256")
+    assert cache.verify(SECRET, token) == "alice"
+    assert cache.verify(SECRET, token) == "alice"  # from the cache
+    time.sleep(max(0.0, expires - time.time()) + 1.05)
+    with pytest.raises(BadToken):
+        cache.verify(SECRET, token)

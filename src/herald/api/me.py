@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi.responses import JSONResponse
 
 from herald.api.auth import CurrentUser, HeraldDep
 from herald.api.limits import refuse_nul_in_url
@@ -17,7 +18,7 @@ router = APIRouter(prefix="/v1/me", tags=["me"], dependencies=[Depends(refuse_nu
 ItemId = Annotated[str, Path(min_length=1, max_length=40)]
 
 
-@router.get("/inbox")
+@router.get("/inbox", response_model=None)
 async def list_inbox(
     user_id: CurrentUser,
     herald: HeraldDep,
@@ -26,7 +27,7 @@ async def list_inbox(
     archived: bool = False,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     page = await inbox.feed(
         herald,
         user_id,
@@ -36,12 +37,13 @@ async def list_inbox(
         cursor=cursor,
         limit=limit,
     )
-    return {"items": [inbox_item_view(i) for i in page.items], "next_cursor": page.next_cursor}
+    # The views are JSON already: a JSONResponse skips FastAPI's jsonable_encoder walk (the hot path).
+    return JSONResponse({"items": [inbox_item_view(i) for i in page.items], "next_cursor": page.next_cursor})
 
 
-@router.get("/inbox/counts")
-async def inbox_counts(user_id: CurrentUser, herald: HeraldDep) -> dict[str, Any]:
-    return await inbox.counts(herald, user_id)
+@router.get("/inbox/counts", response_model=None)
+async def inbox_counts(user_id: CurrentUser, herald: HeraldDep) -> JSONResponse:
+    return JSONResponse(await inbox.counts(herald, user_id))
 
 
 @router.post("/inbox/read-all")

@@ -29,6 +29,11 @@ def mint_user_token(secret: str, user_id: str, expires_in: int = 3600) -> tuple[
 
 def verify_user_token(secret: str, token: str) -> str:
     """The user id the token was issued to; BadToken if forged, expired or malformed."""
+    return verify_user_token_expiry(secret, token)[0]
+
+
+def verify_user_token_expiry(secret: str, token: str) -> tuple[str, int]:
+    """The user id and the token's ``exp`` (unix seconds); BadToken if forged, expired or malformed."""
     try:
         claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "exp"]})
     except jwt.PyJWTError as exc:
@@ -36,4 +41,4 @@ def verify_user_token(secret: str, token: str) -> str:
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub:
         raise BadToken("token has no subject")
-    return sub
+    return sub, int(claims["exp"])

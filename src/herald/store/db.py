@@ -69,7 +69,11 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
+        """Reads. On PostgreSQL in autocommit (no BEGIN/ROLLBACK round trips: each statement sees
+        committed data); on SQLite a deferred transaction, one snapshot for the block."""
         async with self.engine.connect() as conn:
+            if self.is_postgres:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn
 
     async def dispose(self) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, text, tuple_, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald.store.tables import inbox_items
+from herald.store.types import UTCDateTime
 
 ITEM_COLUMNS = [c for c in inbox_items.c if c.name != "user_id"]
 
@@ -20,11 +22,32 @@ async def insert_items(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) ->
         await conn.execute(insert(inbox_items), list(rows))
 
 
-def _visible(user_id: str, now: datetime) -> Any:
+def _visible() -> Any:
     return and_(
-        inbox_items.c.user_id == user_id,
-        or_(inbox_items.c.expires_at.is_(None), inbox_items.c.expires_at > now),
+        inbox_items.c.user_id == bindparam("user_id"),
+        or_(inbox_items.c.expires_at.is_(None), inbox_items.c.expires_at > bindparam("now", type_=UTCDateTime)),
     )
+
+
+@lru_cache(maxsize=64)
+def _feed_query(status: str, by_category: bool, archived: bool, after_cursor: bool) -> Any:
+    """The feed statement for one combination of filters, built once: the inbox is the hottest
+    read path, and building SQLAlchemy expressions costs more than running the indexed query."""
+    query = select(*ITEM_COLUMNS).where(_visible())
+    query = query.where(inbox_items.c.archived_at.isnot(None) if archived else inbox_items.c.archived_at.is_(None))
+    if status == "unread":
+        query = query.where(inbox_items.c.read_at.is_(None))
+    elif status == "read":
+        query = query.where(inbox_items.c.read_at.isnot(None))
+    if by_category:
+        query = query.where(inbox_items.c.category == bindparam("category"))
+    if after_cursor:
+        # a row-value comparison, so the index range scan starts at the cursor
+        query = query.where(
+            tuple_(inbox_items.c.created_at, inbox_items.c.id)
+            < tuple_(bindparam("before_at", type_=UTCDateTime), bindparam("before_id"))
+        )
+    return query.order_by(inbox_items.c.created_at.desc(), inbox_items.c.id.desc()).limit(bindparam("limit"))
 
 
 async def list_items(
@@ -39,32 +62,25 @@ async def list_items(
     limit: int = 20,
 ) -> list[dict[str, Any]]:
     """Newest first by (created_at, id), strictly before the cursor key."""
-    query = select(*ITEM_COLUMNS).where(_visible(user_id, now))
-    query = query.where(inbox_items.c.archived_at.isnot(None) if archived else inbox_items.c.archived_at.is_(None))
-    if status == "unread":
-        query = query.where(inbox_items.c.read_at.is_(None))
-    elif status == "read":
-        query = query.where(inbox_items.c.read_at.isnot(None))
-    if category:
-        query = query.where(inbox_items.c.category == category)
+    query = _feed_query(status, bool(category), archived, before is not None)
+    params: dict[str, Any] = {"user_id": user_id, "now": now, "limit": limit, "category": category}
     if before is not None:
-        # a row-value comparison, so the index range scan starts at the cursor
-        query = query.where(tuple_(inbox_items.c.created_at, inbox_items.c.id) < tuple_(*before))
-    query = query.order_by(inbox_items.c.created_at.desc(), inbox_items.c.id.desc()).limit(limit)
-    return [dict(r) for r in (await conn.execute(query)).mappings()]
+        params["before_at"], params["before_id"] = before
+    return [dict(r) for r in (await conn.execute(query, params)).mappings()]
+
+
+@lru_cache(maxsize=1)
+def _unread_counts_query() -> Any:
+    return (
+        select(inbox_items.c.category, func.count())
+        .where(_visible(), inbox_items.c.read_at.is_(None), inbox_items.c.archived_at.is_(None))
+        .group_by(inbox_items.c.category)
+    )
 
 
 async def unread_counts(conn: AsyncConnection, user_id: str, *, now: datetime) -> dict[str, int]:
-    query = (
-        select(inbox_items.c.category, func.count())
-        .where(
-            _visible(user_id, now),
-            inbox_items.c.read_at.is_(None),
-            inbox_items.c.archived_at.is_(None),
-        )
-        .group_by(inbox_items.c.category)
-    )
-    return {category: int(n) for category, n in await conn.execute(query)}
+    rows = await conn.execute(_unread_counts_query(), {"user_id": user_id, "now": now})
+    return {category: int(n) for category, n in rows}
 
 
 _MARKS = {
