@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, tuple_, update
+from sqlalchemy import bindparam, delete, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald.store.dialect import upsert
@@ -51,14 +51,17 @@ async def live_announcements(conn: AsyncConnection, now: datetime) -> list[dict[
     return [dict(r) for r in (await conn.execute(query)).mappings()]
 
 
+_MARKS_FOR = select(announcement_marks).where(
+    announcement_marks.c.user_id == bindparam("user_id"),
+    announcement_marks.c.announcement_id.in_(bindparam("ids", expanding=True)),
+)
+
+
 async def marks_for(conn: AsyncConnection, user_id: str, ann_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """This user's marks on these announcements (every inbox read asks: the statement is built once)."""
     if not ann_ids:
         return {}
-    rows = await conn.execute(
-        select(announcement_marks).where(
-            announcement_marks.c.user_id == user_id, announcement_marks.c.announcement_id.in_(list(ann_ids))
-        )
-    )
+    rows = await conn.execute(_MARKS_FOR, {"user_id": user_id, "ids": list(ann_ids)})
     return {r["announcement_id"]: dict(r) for r in rows.mappings()}
 
 
