@@ -6,6 +6,9 @@ A subclass declares:
 - ``Settings``: a pydantic model of its account settings (``SecretStr`` fields are write-only:
   encrypted at rest, masked on every read) — ``GET /v1/channels`` serves its JSON Schema;
 - ``requires_template``: whether a notification type needs a template for this channel;
+- ``Template`` (optional): a pydantic model of the channel's template fields (SMS template code,
+  WeChat template id and data mapping, robot msgtype, ...), each string a ``${var}`` template;
+- ``rate_limit`` (optional): the provider's per-account limit, enforced by the engine;
 - ``send(message, settings)``: deliver one message or raise a ``herald.core.errors`` error.
 
 Channels never touch the store or the API: everything they need arrives in ``OutboundMessage``.
@@ -62,6 +65,14 @@ class OutboundMessage:
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """At most ``count`` sends per ``per_seconds`` for one account (the engine enforces it)."""
+
+    count: int
+    per_seconds: float
+
+
+@dataclass(frozen=True)
 class SendResult:
     provider_message_id: str | None = None
     detail: str | None = None
@@ -73,6 +84,10 @@ class Channel(ABC):
     Settings: ClassVar[type[ChannelSettings]] = ChannelSettings
     requires_template: ClassVar[bool] = True
     requires_account: ClassVar[bool] = True
+    Template: ClassVar[type[BaseModel] | None] = None
+    """Optional model of this channel's template fields, checked when a template is saved."""
+    rate_limit: ClassVar[RateLimit | None] = None
+    """The provider's per-account limit; a delivery without a token waits in the queue."""
 
     @abstractmethod
     async def send(self, message: OutboundMessage, settings: Any) -> SendResult:
