@@ -29,13 +29,18 @@ from herald.store.migrate import upgrade
 from herald.store.tables import metadata
 
 PG_URL = os.environ.get("HERALD_TEST_DATABASE_URL")
+REDIS_URL = os.environ.get("HERALD_TEST_REDIS_URL")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SECRET = "test-secret-key-for-herald-tests-0123456789"
 
 if IN_CI and not PG_URL:
     raise pytest.UsageError("CI=true but HERALD_TEST_DATABASE_URL is not set: the PostgreSQL suite must run in CI")
+if IN_CI and not REDIS_URL:
+    raise pytest.UsageError("CI=true but HERALD_TEST_REDIS_URL is not set: the Redis suite must run in CI")
 
 BACKENDS = ["sqlite"] + (["postgres"] if PG_URL else [])
+# Shared-state backends (rate limits; later the realtime backplane): in-process always, Redis when given.
+SHARED_BACKENDS = ["memory"] + (["redis"] if REDIS_URL else [])
 
 
 @pytest.fixture(scope="session")

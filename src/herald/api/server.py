@@ -175,6 +175,12 @@ async def put_template(
         validate_fields(fields)
     except TemplateError as exc:
         raise Invalid([(exc.field or "body", exc.message)]) from exc
+    template_model = herald.channels[channel].Template
+    if template_model is not None:  # the channel's own fields: SMS template code, robot msgtype, ...
+        try:
+            template_model.model_validate(fields)
+        except ValidationError as exc:
+            raise Invalid([(".".join(str(p) for p in e["loc"]) or "body", e["msg"]) for e in exc.errors()]) from exc
     async with herald.db.write() as conn:
         if await catalog.get_type(conn, key) is None:
             raise NotFound("notification type")
@@ -410,6 +416,12 @@ async def list_channels(herald: HeraldDep, _: ReadKey) -> dict[str, Any]:
                 "requires_template": channel.requires_template,
                 "secret_fields": channel.Settings.secret_fields(),
                 "settings_schema": channel.Settings.model_json_schema(),
+                "template_schema": channel.Template.model_json_schema() if channel.Template else None,
+                "rate_limit": (
+                    {"count": channel.rate_limit.count, "per_seconds": channel.rate_limit.per_seconds}
+                    if channel.rate_limit
+                    else None
+                ),
             }
             for name, channel in herald.channels.items()
         ]

@@ -11,6 +11,7 @@ from typing import Any
 from herald.channels import CHANNELS
 from herald.channels.base import Channel
 from herald.config import Settings
+from herald.engine.ratelimit import RateLimiter, create_rate_limiter
 from herald.store import announcements as ann_store
 from herald.store.db import Database
 from herald.store.migrate import upgrade
@@ -54,6 +55,7 @@ class Herald:
         self.box = SecretBox(self.secret_key)
         self.channels: dict[str, Channel] = {name: cls() for name, cls in CHANNELS.items()}
         self.announcements = AnnouncementCache()
+        self.rate_limiter: RateLimiter = create_rate_limiter(settings.redis_url)
         self.work_available = asyncio.Event()
 
     async def migrate(self) -> None:
@@ -65,4 +67,5 @@ class Herald:
     async def close(self) -> None:
         for channel in self.channels.values():
             await channel.aclose()
+        await self.rate_limiter.aclose()
         await self.db.dispose()

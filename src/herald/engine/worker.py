@@ -206,6 +206,18 @@ class Worker:
                 settings_obj = channel.Settings.model_validate(account["config"])
             except ValidationError as exc:
                 return Outcome(delivery, "failed", started, error=f"account '{account['name']}' is invalid: {exc}")
+        if channel.rate_limit is not None and delivery.get("account"):
+            wait = await self.herald.rate_limiter.acquire(f"{channel_name}:{delivery['account']}", channel.rate_limit)
+            if wait > 0:
+                # Out of budget: back to the queue for when the window allows it; not an attempt.
+                return Outcome(
+                    delivery,
+                    "pending",
+                    started,
+                    reason="rate limited",
+                    next_attempt_at=started + timedelta(seconds=wait),
+                    attempted=False,
+                )
         user = context["users"].get(delivery["user_id"]) or {"id": delivery["user_id"]}
         templates = notification["rendered"].get(channel_name, {})
         locale = pick_locale(templates.keys(), user.get("locale"), self.herald.settings.default_locale)
@@ -291,6 +303,7 @@ class Worker:
                     next_attempt_at=o.next_attempt_at,
                     provider_message_id=o.provider_message_id,
                     account=d.get("account"),
+                    uncount_attempt=not o.attempted and o.status == "pending",
                 )
                 if not kept:
                     log.warning("delivery %s: lease lost before its outcome was recorded", d["id"])

@@ -49,6 +49,7 @@ async def finish_delivery(
     next_attempt_at: datetime | None = None,
     provider_message_id: str | None = None,
     account: str | None = None,
+    uncount_attempt: bool = False,
 ) -> bool:
     """Record the outcome if this worker still holds the lease; False if it lost it."""
     values: dict[str, Any] = {
@@ -64,10 +65,14 @@ async def finish_delivery(
         values["last_error"] = last_error
     elif status == "sent":
         values["last_error"] = None  # earlier failures stay in the attempt log
+    if status == "sent" and reason is None:
+        values["reason"] = None
     if provider_message_id is not None:
         values["provider_message_id"] = provider_message_id
     if account is not None:
         values["account"] = account
+    if uncount_attempt:  # claimed but deliberately not tried (rate limit): the claim's count is undone
+        values["attempts"] = deliveries.c.attempts - 1
     result = await conn.execute(
         update(deliveries)
         .where(deliveries.c.id == delivery_id, deliveries.c.lease_owner == owner, deliveries.c.status == "sending")
