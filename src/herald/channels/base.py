@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
@@ -78,6 +78,20 @@ class SendResult:
     detail: str | None = None
 
 
+class SharedCache(Protocol):
+    """Values every Herald process sees (the database, or Redis when configured): provider access
+    tokens, generated keys. Given to channels by the engine; channels never touch the store."""
+
+    async def get(self, key: str) -> str | None: ...
+
+    async def set(self, key: str, value: str, ttl_seconds: float | None = None) -> None: ...
+
+    async def add(self, key: str, value: str, ttl_seconds: float | None = None) -> bool:
+        """Set only if absent; True if this call set it (a cross-process "first one wins")."""
+
+    async def delete(self, key: str) -> None: ...
+
+
 class Channel(ABC):
     name: ClassVar[str]
     title: ClassVar[str] = ""
@@ -96,6 +110,12 @@ class Channel(ABC):
         Raise ``RetryableError`` (with ``retry_after`` when the provider says), ``TerminalError``
         or ``SkipDelivery``; return a ``SendResult`` on success.
         """
+
+    cache: SharedCache | None = None
+
+    def bind(self, cache: SharedCache) -> None:
+        """Called by the engine once per process, before any send."""
+        self.cache = cache
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most channels hold nothing
         """Release pooled connections; called at shutdown."""

@@ -12,6 +12,7 @@ from herald.channels import CHANNELS
 from herald.channels.base import Channel
 from herald.config import Settings
 from herald.engine.ratelimit import RateLimiter, create_rate_limiter
+from herald.engine.sharedcache import create_shared_cache
 from herald.store import announcements as ann_store
 from herald.store.db import Database
 from herald.store.migrate import upgrade
@@ -56,6 +57,9 @@ class Herald:
         self.channels: dict[str, Channel] = {name: cls() for name, cls in CHANNELS.items()}
         self.announcements = AnnouncementCache()
         self.rate_limiter: RateLimiter = create_rate_limiter(settings.redis_url)
+        self.shared_cache = create_shared_cache(self.db, settings.redis_url)
+        for channel in self.channels.values():
+            channel.bind(self.shared_cache)
         self.work_available = asyncio.Event()
 
     async def migrate(self) -> None:
@@ -68,4 +72,5 @@ class Herald:
         for channel in self.channels.values():
             await channel.aclose()
         await self.rate_limiter.aclose()
+        await self.shared_cache.aclose()
         await self.db.dispose()

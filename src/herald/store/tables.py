@@ -269,3 +269,14 @@ channel_accounts = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_channel_accounts_channel", "channel"),
 )
+
+# Small shared values with an expiry: provider access tokens, generated keys. Used when no Redis
+# is configured, so that every process sees the same token (a WeChat token fetched twice
+# invalidates the first).
+kv_entries = Table(
+    "kv_entries",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("expires_at", UTCDateTime),
+)
