@@ -117,3 +117,23 @@ async def test_an_account_sealed_with_another_key_is_reported_not_a_500(harness:
         "/v1/channel-accounts/hook", json={"channel": "webhook", "config": config}, headers=harness.admin()
     )
     assert r.status_code == 200 and "error" not in r.json()
+
+
+async def test_a_list_of_secrets_is_masked_and_kept_on_round_trip(harness: Harness) -> None:
+    """Apprise URLs carry credentials: every one is a secret."""
+    urls = ["json://127.0.0.1:9/a?token=abc123", "json://127.0.0.1:9/b?token=def456"]
+    r = await harness.client.put(
+        "/v1/channel-accounts/fanout", json={"channel": "apprise", "config": {"urls": urls}}, headers=harness.admin()
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["config"]["urls"] == ["********", "********"] and "abc123" not in r.text
+    r = await harness.client.put(
+        "/v1/channel-accounts/fanout",
+        json={"channel": "apprise", "config": {"urls": ["********", "********"]}},
+        headers=harness.admin(),
+    )
+    assert r.status_code == 200, r.text
+    async with harness.herald.db.read() as conn:
+        stored = (await conn.execute(select(channel_accounts.c.config_encrypted))).scalar_one()
+    assert "abc123" not in stored
+    assert json.loads(SecretBox(harness.herald.secret_key).open(stored))["urls"] == urls

@@ -25,11 +25,11 @@ from herald.api.schemas import (
     nul_path,
 )
 from herald.api.views import (
-    MASK,
     account_view,
     announcement_view,
     delivery_view,
     inapp_delivery_view,
+    is_masked,
     reveal,
     type_view,
     user_view,
@@ -446,7 +446,7 @@ async def put_account(
         config = dict(body.config)
         # A masked secret sent back unchanged (a console form round-trip) keeps the stored one.
         for key in secrets:
-            if config.get(key) == MASK:
+            if is_masked(config.get(key)):
                 kept = existing["config"] if existing and existing["channel"] == body.channel else None
                 if not kept or key not in kept:
                     raise Invalid([(f"config.{key}", "send the secret itself, not the mask")])

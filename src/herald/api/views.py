@@ -141,12 +141,28 @@ def reveal(settings: ChannelSettings) -> dict[str, Any]:
     out = settings.model_dump(mode="json")
     for key in settings.secret_fields():
         value = getattr(settings, key)
-        out[key] = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(value, list):
+            out[key] = [v.get_secret_value() if isinstance(v, SecretStr) else v for v in value]
+        else:
+            out[key] = value.get_secret_value() if isinstance(value, SecretStr) else value
     return out
 
 
+def _mask(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_mask(v) for v in value]
+    return MASK if value not in (None, "") else value
+
+
 def masked_config(config: dict[str, Any], secret_fields: list[str]) -> dict[str, Any]:
-    return {k: (MASK if k in secret_fields and v not in (None, "") else v) for k, v in config.items()}
+    return {k: (_mask(v) if k in secret_fields else v) for k, v in config.items()}
+
+
+def is_masked(value: Any) -> bool:
+    """A secret sent back as the API showed it: the mask, or a list of masks."""
+    if isinstance(value, list):
+        return bool(value) and all(v == MASK for v in value)
+    return bool(value == MASK)
 
 
 def account_view(a: dict[str, Any], secret_fields: list[str]) -> dict[str, Any]:

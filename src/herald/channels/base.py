@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, get_args
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
@@ -32,7 +32,12 @@ class ChannelSettings(BaseModel):
 
     @classmethod
     def secret_fields(cls) -> list[str]:
-        return [name for name, f in cls.model_fields.items() if f.annotation in (SecretStr, SecretStr | None)]
+        """Fields holding secrets (``SecretStr``, optional or in a list): write-only, masked on read."""
+        return [name for name, f in cls.model_fields.items() if _holds_secret(f.annotation)]
+
+
+def _holds_secret(annotation: Any) -> bool:
+    return annotation is SecretStr or any(_holds_secret(a) for a in get_args(annotation))
 
 
 @dataclass(frozen=True)
