@@ -19,6 +19,7 @@ from herald.channels.base import OutboundMessage, Recipient, SendResult
 from herald.core.backoff import retry_delay
 from herald.core.errors import DeliveryError, RetryableError, SkipDelivery, TerminalError
 from herald.core.locales import pick_locale
+from herald.core.routing import choose_account
 from herald.engine import metrics
 from herald.engine.fanout import LostLease, run_fanout_job
 from herald.engine.service import Herald
@@ -173,11 +174,9 @@ class Worker:
                 conn, list({d["notification_id"] for d in batch})
             )
             users = await user_store.get_users(conn, list({d["user_id"] for d in batch}))
-            accounts: dict[str, dict[str, Any] | None] = {}
+            accounts: dict[str, list[dict[str, Any]]] = {}
             for channel in {d["channel"] for d in batch}:
-                accounts[channel] = account_store.choose_account(
-                    await account_store.list_accounts(conn, self.herald.box, channel)
-                )
+                accounts[channel] = await account_store.list_accounts(conn, self.herald.box, channel)
         return {"notifications": notifications, "users": users, "accounts": accounts}
 
     async def _deliver(self, delivery: dict[str, Any], context: dict[str, Any]) -> Outcome:
@@ -196,7 +195,13 @@ class Worker:
             return Outcome(delivery, "failed", started, error=f"channel '{channel_name}' is not installed")
         settings_obj: Any = None
         if channel.requires_account:
-            account = context["accounts"].get(channel_name)
+            # after a retryable failure, fail over to another account of the channel if there is one
+            failed_before = delivery["attempts"] > 1 and delivery["last_error"] is not None
+            account = choose_account(
+                [a for a in context["accounts"].get(channel_name, []) if a["config"] is not None]
+                or context["accounts"].get(channel_name, []),
+                avoid=delivery["account"] if failed_before else None,
+            )
             if account is None:
                 return Outcome(delivery, "skipped", started, reason=f"no '{channel_name}' channel account configured")
             delivery["account"] = account["name"]

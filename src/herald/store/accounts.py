@@ -73,10 +73,3 @@ async def delete_account(conn: AsyncConnection, name: str) -> bool:
     result = await conn.execute(delete(channel_accounts).where(channel_accounts.c.name == name))
     return result.rowcount > 0
 
-
-def choose_account(accounts: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The channel's default account, else its only/first one."""
-    for account in accounts:
-        if account["default"]:
-            return account
-    return accounts[0] if accounts else None
