@@ -90,6 +90,13 @@ class TokenIn(Strict):
     expires_in: int = Field(default=3600, ge=60, le=90 * 24 * 3600)
 
 
+class WechatSubscriptionIn(Strict):
+    """Grants the mini-program reported (wx.requestSubscribeMessage answered "accept")."""
+
+    template_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    count: int = Field(default=1, ge=1, le=1000)
+
+
 class NotificationTypeIn(Strict):
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
     category: Category = Category.REMINDER

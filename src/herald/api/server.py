@@ -22,6 +22,7 @@ from herald.api.schemas import (
     TokenIn,
     TriggerIn,
     UserIn,
+    WechatSubscriptionIn,
     nul_path,
 )
 from herald.api.views import (
@@ -44,7 +45,7 @@ from herald.engine import trigger as trigger_engine
 from herald.engine.tokens import mint_user_token
 from herald.store import accounts as account_store
 from herald.store import announcements as ann_store
-from herald.store import catalog, users
+from herald.store import catalog, quotas, users
 from herald.store import deliveries as delivery_store
 from herald.store import inbox as inbox_store
 from herald.store import notifications as notification_store
@@ -97,6 +98,29 @@ async def create_token(
             await users.ensure_users(conn, [user_id])
         token, expires_at = mint_user_token(herald.secret_key, user_id, expires_in)
         return 201, {"token": token, "expires_at": expires_at.isoformat()}
+
+    return await idempotent(request, herald, key.id, handler)
+
+
+WECHAT_MP_QUOTA = "wechat_mp:{template_id}"
+
+
+@router.post("/users/{user_id}/wechat-subscriptions", status_code=201, tags=["users"])
+async def grant_wechat_subscriptions(
+    user_id: UserId, body: WechatSubscriptionIn, herald: HeraldDep, key: SendKey, request: Request
+) -> Response:
+    """Record one-time subscription grants for a mini-program template; each send consumes one."""
+
+    async def handler(store: Store | None) -> tuple[int, Any]:
+        async with herald.db.write() as conn:
+            await users.ensure_users(conn, [user_id])
+            left = await quotas.grant(
+                conn, user_id, WECHAT_MP_QUOTA.format(template_id=body.template_id), body.count, utcnow()
+            )
+            answer = {"user_id": user_id, "template_id": body.template_id, "remaining": left}
+            if store is not None:
+                await store(conn, 201, answer)
+        return 201, answer
 
     return await idempotent(request, herald, key.id, handler)
 

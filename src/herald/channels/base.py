@@ -116,7 +116,16 @@ class Channel(ABC):
         or ``SkipDelivery``; return a ``SendResult`` on success.
         """
 
+    quota_exhausted_codes: ClassVar[frozenset[str]] = frozenset()
+    """Provider codes meaning the recipient has no grants left: the engine zeroes the quota."""
+
     cache: SharedCache | None = None
+
+    def quota_key(self, message: OutboundMessage) -> str | None:
+        """The consumable per-user grant this send needs (e.g. a mini-program subscription to one
+        template), or None. The engine takes one before ``send`` and skips the delivery when none is
+        left; it gives the grant back when the send fails for another reason."""
+        return None
 
     def bind(self, cache: SharedCache) -> None:
         """Called by the engine once per process, before any send."""

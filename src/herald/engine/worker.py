@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from herald.channels.base import OutboundMessage, Recipient, SendResult
+from herald.channels.base import Channel, OutboundMessage, Recipient, SendResult
 from herald.core.backoff import retry_delay
 from herald.core.errors import DeliveryError, RetryableError, SkipDelivery, TerminalError
 from herald.core.locales import pick_locale
@@ -28,6 +28,7 @@ from herald.store import deliveries as delivery_store
 from herald.store import idempotency as idempotency_store
 from herald.store import jobs as job_store
 from herald.store import notifications as notification_store
+from herald.store import quotas as quota_store
 from herald.store import users as user_store
 from herald.store.types import utcnow
 
@@ -246,6 +247,24 @@ class Worker:
             attempt=delivery["attempts"],
             created_at=notification["created_at"].isoformat(),
         )
+        quota = channel.quota_key(message)
+        if quota is not None:
+            async with self.herald.db.write() as conn:
+                if not await quota_store.take_one(conn, message.recipient.id, quota, started):
+                    return Outcome(delivery, "skipped", started, reason=f"no subscription quota for {quota}")
+        outcome = await self._send(channel, message, settings_obj, delivery, started)
+        if quota is not None and outcome.status != "sent":
+            async with self.herald.db.write() as conn:
+                if outcome.code in channel.quota_exhausted_codes:
+                    await quota_store.zero(conn, message.recipient.id, quota, utcnow())
+                else:  # the grant was not used up: keep it for the retry or the next message
+                    await quota_store.give_back(conn, message.recipient.id, quota, utcnow())
+        return outcome
+
+    async def _send(
+        self, channel: Channel, message: OutboundMessage, settings_obj: Any, delivery: dict[str, Any], started: datetime
+    ) -> Outcome:
+        channel_name = channel.name
         clock = time.perf_counter()
         try:
             result: SendResult = await asyncio.wait_for(channel.send(message, settings_obj), self.send_timeout)

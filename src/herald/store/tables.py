@@ -280,3 +280,14 @@ kv_entries = Table(
     Column("value", Text, nullable=False),
     Column("expires_at", UTCDateTime),
 )
+
+# Consumable per-user send grants, e.g. WeChat mini-program subscribe messages: each grant the
+# user gives in the mini-program allows one message of that template.
+send_quotas = Table(
+    "send_quotas",
+    metadata,
+    Column("user_id", String(200), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("remaining", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
