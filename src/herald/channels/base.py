@@ -81,6 +81,9 @@ class RateLimit:
 class SendResult:
     provider_message_id: str | None = None
     detail: str | None = None
+    gone: tuple[str, ...] = ()
+    """Addresses the provider says no longer exist (e.g. Web Push endpoints answered 404/410):
+    the engine forgets them."""
 
 
 class SharedCache(Protocol):
