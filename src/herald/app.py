@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     problems.install(app)
     app.include_router(ops.router)
     app.include_router(server.router)
+    app.include_router(server.public_router)
     app.include_router(keys.router)
     app.include_router(me.router)
     app.add_middleware(BodySizeLimit)

@@ -90,6 +90,24 @@ class TokenIn(Strict):
     expires_in: int = Field(default=3600, ge=60, le=90 * 24 * 3600)
 
 
+class PushKeys(Strict):
+    p256dh: Annotated[str, StringConstraints(min_length=16, max_length=200, pattern=r"^[A-Za-z0-9_=-]+$")]
+    auth: Annotated[str, StringConstraints(min_length=8, max_length=100, pattern=r"^[A-Za-z0-9_=-]+$")]
+
+
+class PushSubscriptionIn(BaseModel):
+    """The browser's PushSubscription.toJSON()."""
+
+    model_config = ConfigDict(extra="ignore")
+    endpoint: Annotated[str, StringConstraints(min_length=8, max_length=2048)]
+    keys: PushKeys
+    expirationTime: int | None = None
+
+
+class PushEndpointIn(Strict):
+    endpoint: Annotated[str, StringConstraints(min_length=8, max_length=2048)]
+
+
 class WechatSubscriptionIn(Strict):
     """Grants the mini-program reported (wx.requestSubscribeMessage answered "accept")."""
 

@@ -426,6 +426,20 @@ async def delete_announcement(announcement_id: str, herald: HeraldDep, _: AdminK
     return Response(status_code=204)
 
 
+public_router = APIRouter(prefix="/v1", tags=["channels"])
+
+
+@public_router.get("/webpush/public-key")
+async def webpush_public_key(herald: HeraldDep) -> dict[str, Any]:
+    """The applicationServerKey browsers subscribe with (public by nature: no credentials needed)."""
+    async with herald.db.read() as conn:
+        accounts = await account_store.list_accounts(conn, herald.box, "webpush")
+    account = next((a for a in accounts if a["default"]), accounts[0] if accounts else None)
+    if account is None or not (account["config"] or {}).get("vapid_public_key"):
+        raise NotFound("Web Push account")
+    return {"public_key": account["config"]["vapid_public_key"], "account": account["name"]}
+
+
 # -- channels and channel accounts ---------------------------------------------------------------
 
 

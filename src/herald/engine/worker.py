@@ -30,11 +30,13 @@ from herald.store import jobs as job_store
 from herald.store import notifications as notification_store
 from herald.store import quotas as quota_store
 from herald.store import users as user_store
+from herald.store import webpush as webpush_store
 from herald.store.types import utcnow
 
 log = logging.getLogger(__name__)
 MAX_SEND_TIMEOUT_SECONDS = 120.0
 HOUSEKEEPING_SECONDS = 300.0
+WEBPUSH = "webpush"
 
 
 @dataclass
@@ -48,6 +50,7 @@ class Outcome:
     next_attempt_at: datetime | None = None
     provider_message_id: str | None = None
     attempted: bool = True
+    gone: tuple[str, ...] = ()
 
 
 class Worker:
@@ -178,7 +181,9 @@ class Worker:
             accounts: dict[str, list[dict[str, Any]]] = {}
             for channel in {d["channel"] for d in batch}:
                 accounts[channel] = await account_store.list_accounts(conn, self.herald.box, channel)
-        return {"notifications": notifications, "users": users, "accounts": accounts}
+            push_users = [d["user_id"] for d in batch if d["channel"] == WEBPUSH]
+            subscriptions = await webpush_store.subscriptions_of(conn, list(set(push_users)))
+        return {"notifications": notifications, "users": users, "accounts": accounts, "subscriptions": subscriptions}
 
     async def _deliver(self, delivery: dict[str, Any], context: dict[str, Any]) -> Outcome:
         started = utcnow()
@@ -239,7 +244,7 @@ class Worker:
                 phone=user.get("phone"),
                 locale=user.get("locale"),
                 timezone=user.get("timezone"),
-                channels=user.get("channels") or {},
+                channels=self._addresses(channel_name, user, context),
                 data=user.get("data") or {},
             ),
             content=templates[locale] if locale else {},
@@ -253,6 +258,9 @@ class Worker:
                 if not await quota_store.take_one(conn, message.recipient.id, quota, started):
                     return Outcome(delivery, "skipped", started, reason=f"no subscription quota for {quota}")
         outcome = await self._send(channel, message, settings_obj, delivery, started)
+        known = {s["endpoint"] for s in message.recipient.channels.get("webpush_subscriptions", [])}
+        if outcome.status == "sent" and outcome.gone and known and known <= set(outcome.gone):
+            outcome.status, outcome.reason = "skipped", "every Web Push subscription has expired"
         if quota is not None and outcome.status != "sent":
             async with self.herald.db.write() as conn:
                 if outcome.code in channel.quota_exhausted_codes:
@@ -283,7 +291,17 @@ class Worker:
             return self._retry_or_fail(delivery, started, RetryableError(f"{type(exc).__name__}: {exc}"))
         finally:
             metrics.send_seconds.labels(channel_name).observe(time.perf_counter() - clock)
-        return Outcome(delivery, "sent", started, provider_message_id=result.provider_message_id)
+        return Outcome(
+            delivery, "sent", started, provider_message_id=result.provider_message_id, gone=tuple(result.gone)
+        )
+
+    @staticmethod
+    def _addresses(channel_name: str, user: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+        """The user's channel addresses; for Web Push, their browsers' subscriptions too."""
+        addresses = dict(user.get("channels") or {})
+        if channel_name == WEBPUSH:
+            addresses["webpush_subscriptions"] = context["subscriptions"].get(user["id"], [])
+        return addresses
 
     def _retry_or_fail(self, delivery: dict[str, Any], started: datetime, exc: RetryableError) -> Outcome:
         settings = self.herald.settings
@@ -333,6 +351,8 @@ class Worker:
                     log.warning("delivery %s: lease lost before its outcome was recorded", d["id"])
                     continue
                 metrics.deliveries_finished.labels(d["channel"], o.status).inc()
+                if o.gone:  # the push service says these browsers unsubscribed
+                    await webpush_store.forget_endpoints(conn, o.gone)
                 if o.attempted:
                     await delivery_store.record_attempt(
                         conn,

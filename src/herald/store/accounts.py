@@ -72,4 +72,3 @@ async def list_accounts(conn: AsyncConnection, box: SecretBox, channel: str | No
 async def delete_account(conn: AsyncConnection, name: str) -> bool:
     result = await conn.execute(delete(channel_accounts).where(channel_accounts.c.name == name))
     return result.rowcount > 0
-

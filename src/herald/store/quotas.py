@@ -52,4 +52,3 @@ async def zero(conn: AsyncConnection, user_id: str, key: str, now: datetime) -> 
         .where(send_quotas.c.user_id == user_id, send_quotas.c.key == key)
         .values(remaining=0, updated_at=now)
     )
-

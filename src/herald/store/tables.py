@@ -291,3 +291,15 @@ send_quotas = Table(
     Column("remaining", Integer, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# Browsers' push subscriptions (PushSubscription.toJSON()), one per endpoint.
+webpush_subscriptions = Table(
+    "webpush_subscriptions",
+    metadata,
+    Column("endpoint", String(2048), primary_key=True),
+    Column("user_id", String(200), nullable=False),
+    Column("p256dh", String(200), nullable=False),
+    Column("auth", String(100), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_webpush_subscriptions_user_id", "user_id"),
+)

@@ -9,7 +9,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald.store.dialect import upsert
-from herald.store.tables import announcement_marks, deliveries, inbox_items, send_quotas, users
+from herald.store.tables import announcement_marks, deliveries, inbox_items, send_quotas, users, webpush_subscriptions
 from herald.store.types import utcnow
 
 PROFILE_FIELDS = ("name", "email", "phone", "locale", "timezone", "channels", "tags", "data")
@@ -86,5 +86,6 @@ async def erase_user(conn: AsyncConnection, user_id: str) -> bool:
     await conn.execute(delete(announcement_marks).where(announcement_marks.c.user_id == user_id))
     await conn.execute(delete(deliveries).where(deliveries.c.user_id == user_id))
     await conn.execute(delete(send_quotas).where(send_quotas.c.user_id == user_id))
+    await conn.execute(delete(webpush_subscriptions).where(webpush_subscriptions.c.user_id == user_id))
     result = await conn.execute(delete(users).where(users.c.id == user_id))
     return result.rowcount > 0
