@@ -88,6 +88,7 @@ async def test_each_send_takes_one_grant(harness: Harness) -> None:
 
 async def test_refusal_zeroes_and_other_failures_give_the_grant_back(harness: Harness) -> None:
     channel = await setup(harness)
+    harness.herald.settings.retry_base_seconds = 60  # the retry waits until the test moves it
     await harness.client.post(
         "/v1/users/u1/wechat-subscriptions", json={"template_id": "TPL-1", "count": 3}, headers=harness.sender()
     )
