@@ -92,8 +92,12 @@ class WebhookChannel(Channel):
 
     async def send(self, message: OutboundMessage, settings: WebhookSettings) -> SendResult:
         now = datetime.now(UTC)
-        body = encode_payload(message, now)
-        headers = signed_headers(settings, message.delivery_id, int(now.timestamp()), body)
+        return await self.post_signed(settings, message.delivery_id, encode_payload(message, now), now)
+
+    async def post_signed(self, settings: WebhookSettings, msg_id: str, body: bytes, now: datetime) -> SendResult:
+        """POST ``body`` signed per Standard Webhooks with ``msg_id`` as webhook-id (also used for
+        Herald's own event webhooks)."""
+        headers = signed_headers(settings, msg_id, int(now.timestamp()), body)
         try:
             response = await self._http().post(settings.url, content=body, headers=headers, timeout=settings.timeout)
         except httpx.TransportError as exc:

@@ -8,6 +8,7 @@ from typing import Any
 
 from herald.core.cursor import decode_cursor, encode_cursor
 from herald.core.errors import NotFound
+from herald.engine import events
 from herald.engine.service import Herald
 from herald.store import announcements as ann_store
 from herald.store import inbox as inbox_store
@@ -155,8 +156,22 @@ async def mark(herald: Herald, user_id: str, item_id: str, action: str) -> None:
             await ann_store.set_marks(conn, user_id, [item_id], values)
         return
     async with herald.db.write() as conn:
+        before = await inbox_store.get_item(conn, user_id, item_id) if action == "read" else None
         if not await inbox_store.mark_item(conn, user_id, item_id, action, now):
             raise NotFound("inbox item")
+        if before is not None and before["read_at"] is None:
+            await events.emit(
+                herald,
+                conn,
+                "message.read",
+                {
+                    "item_id": item_id,
+                    "notification_id": before["notification_id"],
+                    "user_id": user_id,
+                    "type": before["type_key"],
+                    "read_at": now.isoformat(),
+                },
+            )
 
 
 async def get_item(herald: Herald, user_id: str, item_id: str) -> dict[str, Any]:

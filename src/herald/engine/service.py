@@ -11,6 +11,7 @@ from typing import Any
 from herald.channels import CHANNELS
 from herald.channels.base import Channel
 from herald.config import Settings
+from herald.engine.events import EventSubscriptions
 from herald.engine.ratelimit import RateLimiter, create_rate_limiter
 from herald.engine.sharedcache import create_shared_cache
 from herald.store import announcements as ann_store
@@ -58,6 +59,7 @@ class Herald:
         self.announcements = AnnouncementCache()
         self.rate_limiter: RateLimiter = create_rate_limiter(settings.redis_url)
         self.shared_cache = create_shared_cache(self.db, settings.redis_url)
+        self.event_subscriptions = EventSubscriptions()
         for channel in self.channels.values():
             channel.bind(self.shared_cache)
         self.work_available = asyncio.Event()

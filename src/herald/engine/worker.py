@@ -20,7 +20,7 @@ from herald.core.backoff import retry_delay
 from herald.core.errors import DeliveryError, RetryableError, SkipDelivery, TerminalError
 from herald.core.locales import pick_locale
 from herald.core.routing import choose_account
-from herald.engine import metrics
+from herald.engine import events, metrics
 from herald.engine.fanout import LostLease, run_fanout_job
 from herald.engine.service import Herald
 from herald.store import accounts as account_store
@@ -118,8 +118,18 @@ class Worker:
             try:
                 if job["kind"] == "fanout":
                     await run_fanout_job(self.herald, job, owner=self.owner)
+                elif job["kind"] == events.JOB_KIND:
+                    await events.run_event_job(self.herald, job)
+                    async with self.herald.db.write() as conn:
+                        await job_store.finish_job(conn, job["id"], owner=self.owner, status="done", now=utcnow())
                 else:
                     raise ValueError(f"unknown job kind {job['kind']!r}")
+            except events.PermanentJobError as exc:
+                log.warning("job %s refused by its receiver: %s", job["id"], exc)
+                async with self.herald.db.write() as conn:
+                    await job_store.finish_job(
+                        conn, job["id"], owner=self.owner, status="failed", now=utcnow(), error=str(exc)
+                    )
             except LostLease:
                 log.warning("lost the lease on job %s; another worker has it", job["id"])
             except Exception as exc:
@@ -351,6 +361,24 @@ class Worker:
                     log.warning("delivery %s: lease lost before its outcome was recorded", d["id"])
                     continue
                 metrics.deliveries_finished.labels(d["channel"], o.status).inc()
+                if o.status in ("sent", "failed"):
+                    await events.emit(
+                        self.herald,
+                        conn,
+                        f"message.{o.status}",
+                        {
+                            "delivery_id": d["id"],
+                            "notification_id": d["notification_id"],
+                            "user_id": d["user_id"],
+                            "channel": d["channel"],
+                            "account": d.get("account"),
+                            "attempts": d["attempts"],
+                            "reason": o.reason,
+                            "error": o.error,
+                            "code": o.code,
+                            "provider_message_id": o.provider_message_id,
+                        },
+                    )
                 if o.gone:  # the push service says these browsers unsubscribed
                     await webpush_store.forget_endpoints(conn, o.gone)
                 if o.attempted:

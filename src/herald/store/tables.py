@@ -303,3 +303,15 @@ webpush_subscriptions = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_webpush_subscriptions_user_id", "user_id"),
 )
+
+# Where Herald tells the business system what happened to its messages (message.sent, ...).
+event_webhooks = Table(
+    "event_webhooks",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("secret_encrypted", Text, nullable=False),
+    Column("events", JSONType, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
