@@ -133,3 +133,24 @@ async def test_the_engine_passes_subscriptions_and_forgets_gone_ones(harness: Ha
 
 async def test_no_public_key_without_an_account(harness: Harness) -> None:
     assert (await harness.client.get("/v1/webpush/public-key")).status_code == 404
+
+
+async def test_vapid_keys_are_generated_on_first_save_and_kept(harness: Harness) -> None:
+    config = {"vapid_subject": "mailto:ops@example.com"}
+    r = await harness.client.put(
+        "/v1/channel-accounts/push", json={"channel": "webpush", "config": config}, headers=harness.admin()
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["config"]["vapid_private_key"] == "********"
+    public = (await harness.client.get("/v1/webpush/public-key")).json()["public_key"]
+    import base64
+
+    raw = base64.urlsafe_b64decode(public + "=" * (-len(public) % 4))
+    assert len(raw) == 65 and raw[0] == 4  # an uncompressed P-256 point: the applicationServerKey
+    r = await harness.client.put(
+        "/v1/channel-accounts/push",
+        json={"channel": "webpush", "config": {**config, "ttl": 3600}},
+        headers=harness.admin(),
+    )
+    assert r.status_code == 200, r.text
+    assert (await harness.client.get("/v1/webpush/public-key")).json()["public_key"] == public

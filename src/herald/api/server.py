@@ -489,6 +489,8 @@ async def put_account(
                 if not kept or key not in kept:
                     raise Invalid([(f"config.{key}", "send the secret itself, not the mask")])
                 config[key] = kept[key]
+        stored = existing["config"] if existing and existing["channel"] == body.channel else None
+        config = channel.complete_settings(config, stored)
         try:
             settings = channel.Settings.model_validate(config)
         except ValidationError as exc:

@@ -134,5 +134,11 @@ class Channel(ABC):
         """Called by the engine once per process, before any send."""
         self.cache = cache
 
+    @classmethod
+    def complete_settings(cls, config: dict[str, Any], stored: dict[str, Any] | None) -> dict[str, Any]:
+        """Fill in what an admin may leave out when saving an account (e.g. keys generated on
+        first save, kept on later saves); ``stored`` is the account's current config, if any."""
+        return config
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most channels hold nothing
         """Release pooled connections; called at shutdown."""

@@ -291,9 +291,19 @@ class Worker:
         except SkipDelivery as exc:
             return Outcome(delivery, "skipped", started, reason=exc.message, code=exc.code)
         except TerminalError as exc:
-            return Outcome(delivery, "failed", started, reason="provider refused", error=exc.message, code=exc.code)
+            return Outcome(
+                delivery,
+                "failed",
+                started,
+                reason="provider refused",
+                error=exc.message,
+                code=exc.code,
+                gone=tuple(getattr(exc, "gone", ())),
+            )
         except RetryableError as exc:
-            return self._retry_or_fail(delivery, started, exc)
+            outcome = self._retry_or_fail(delivery, started, exc)
+            outcome.gone = tuple(getattr(exc, "gone", ()))  # addresses found dead meanwhile
+            return outcome
         except DeliveryError as exc:
             return Outcome(delivery, "failed", started, error=exc.message, code=exc.code)
         except Exception as exc:  # a channel bug must end up in the trace, not kill the worker
