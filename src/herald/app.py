@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from herald import __version__
-from herald.api import event_webhooks, keys, me, ops, problems, server
+from herald.api import callbacks, event_webhooks, keys, me, ops, problems, server
 from herald.api.auth import ApiKeyCache, UserTokenCache
 from herald.api.limits import BodySizeLimit
 from herald.config import Settings
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.include_router(server.public_router)
     app.include_router(keys.router)
     app.include_router(event_webhooks.router)
+    app.include_router(callbacks.router)
     app.include_router(me.router)
     app.add_middleware(BodySizeLimit)
     return app

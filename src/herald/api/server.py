@@ -42,6 +42,7 @@ from herald.core.ids import new_id
 from herald.core.locales import pick_locale
 from herald.core.templates import render_fields, validate_fields
 from herald.engine import trigger as trigger_engine
+from herald.engine.receipts import callback_token
 from herald.engine.tokens import mint_user_token
 from herald.store import accounts as account_store
 from herald.store import announcements as ann_store
@@ -496,7 +497,16 @@ async def put_account(
         except ValidationError as exc:
             raise Invalid([("config." + ".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors()]) from exc
         account = await account_store.put_account(conn, herald.box, name, body.channel, reveal(settings), body.default)
-    return account_view(account, secrets)
+    return account_view(account, secrets, _callback_url(herald, account))
+
+
+def _callback_url(herald: Any, account: dict[str, Any]) -> str | None:
+    """Where the provider should post delivery reports for this account (path and token)."""
+    kind = herald.channels.get(account["channel"])
+    if kind is None or kind.receipt_ack is None:
+        return None
+    token = callback_token(herald.secret_key, account["channel"], account["name"])
+    return f"/v1/callbacks/{account['channel']}/{account['name']}?token={token}"
 
 
 def _secrets_of(herald: Any, channel: str) -> list[str]:
@@ -508,7 +518,10 @@ def _secrets_of(herald: Any, channel: str) -> list[str]:
 async def list_accounts(herald: HeraldDep, _: AdminKey, channel: str | None = None) -> dict[str, Any]:
     async with herald.db.read() as conn:
         rows = await account_store.list_accounts(conn, herald.box, channel)
-    return {"items": [account_view(a, _secrets_of(herald, a["channel"])) for a in rows], "next_cursor": None}
+    return {
+        "items": [account_view(a, _secrets_of(herald, a["channel"]), _callback_url(herald, a)) for a in rows],
+        "next_cursor": None,
+    }
 
 
 @router.get("/channel-accounts/{name}", tags=["channels"])
@@ -517,7 +530,7 @@ async def get_account(name: AccountName, herald: HeraldDep, _: AdminKey) -> dict
         account = await account_store.get_account(conn, herald.box, name)
     if account is None:
         raise NotFound("channel account")
-    return account_view(account, _secrets_of(herald, account["channel"]))
+    return account_view(account, _secrets_of(herald, account["channel"]), _callback_url(herald, account))
 
 
 @router.delete("/channel-accounts/{name}", status_code=204, tags=["channels"])

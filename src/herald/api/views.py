@@ -165,7 +165,7 @@ def is_masked(value: Any) -> bool:
     return bool(value == MASK)
 
 
-def account_view(a: dict[str, Any], secret_fields: list[str]) -> dict[str, Any]:
+def account_view(a: dict[str, Any], secret_fields: list[str], callback_url: str | None = None) -> dict[str, Any]:
     view = {
         "name": a["name"],
         "channel": a["channel"],
@@ -176,4 +176,6 @@ def account_view(a: dict[str, Any], secret_fields: list[str]) -> dict[str, Any]:
     }
     if a.get("error"):
         view["error"] = a["error"]
+    if callback_url:
+        view["callback_url"] = callback_url
     return view

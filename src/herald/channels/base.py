@@ -70,6 +70,17 @@ class OutboundMessage:
 
 
 @dataclass(frozen=True)
+class Receipt:
+    """A provider's delivery report for one message (an SMS status report, ...)."""
+
+    delivered: bool
+    delivery_id: str | None = None
+    provider_message_id: str | None = None
+    code: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
 class RateLimit:
     """At most ``count`` sends per ``per_seconds`` for one account (the engine enforces it)."""
 
@@ -122,7 +133,15 @@ class Channel(ABC):
     quota_exhausted_codes: ClassVar[frozenset[str]] = frozenset()
     """Provider codes meaning the recipient has no grants left: the engine zeroes the quota."""
 
+    receipt_ack: ClassVar[dict[str, Any] | None] = None
+    """For channels whose provider posts delivery reports: the answer it expects; see parse_receipts."""
+
     cache: SharedCache | None = None
+
+    def parse_receipts(self, body: bytes) -> list[Receipt]:
+        """Decode a delivery-report callback body (only for channels that set ``receipt_ack``);
+        ValueError when it is not one."""
+        raise NotImplementedError(f"{self.name} takes no delivery reports")
 
     def quota_key(self, message: OutboundMessage) -> str | None:
         """The consumable per-user grant this send needs (e.g. a mini-program subscription to one

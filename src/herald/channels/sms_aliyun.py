@@ -15,13 +15,13 @@ import json
 import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from herald.channels.base import Channel, ChannelSettings, OutboundMessage, SendResult
+from herald.channels.base import Channel, ChannelSettings, OutboundMessage, Receipt, SendResult
 from herald.core.errors import RetryableError, SkipDelivery, TerminalError
 
 ACTION = "SendSms"
@@ -140,6 +140,13 @@ class AliyunSmsChannel(Channel):
     def __init__(self) -> None:
         self._client: httpx.AsyncClient | None = None
 
+    # Status reports are posted to POST /v1/callbacks/{channel}/{account}?token=...; this is the
+    # answer the provider expects back.
+    receipt_ack: ClassVar[dict[str, Any] | None] = {"code": 0, "msg": "成功"}
+
+    def parse_receipts(self, body: bytes) -> list[Receipt]:
+        return _parse_aliyun_reports(body)
+
     async def send(self, message: OutboundMessage, settings: AliyunSmsSettings) -> SendResult:
         if not message.recipient.phone:
             raise SkipDelivery("no phone number")
@@ -240,3 +247,24 @@ def classify_response(response: httpx.Response) -> SendResult:
     if status >= 500 and code not in TERMINAL_CODES:
         raise RetryableError(f"{code}: {text}", code=code)
     raise classify_code(code, text)
+
+
+def _parse_aliyun_reports(body: bytes) -> list[Receipt]:
+    """Aliyun's SmsReport push: a JSON list of {phone_number, success, err_code, err_msg, biz_id, out_id, ...}."""
+    reports = json.loads(body)
+    if not isinstance(reports, list):
+        raise ValueError("an SMS status report is a JSON list")
+    out = []
+    for r in reports:
+        if not isinstance(r, dict):
+            raise ValueError("each SMS status report is a JSON object")
+        out.append(
+            Receipt(
+                delivered=bool(r.get("success")),
+                delivery_id=r.get("out_id") or None,
+                provider_message_id=r.get("biz_id") or None,
+                code=r.get("err_code"),
+                message=r.get("err_msg"),
+            )
+        )
+    return out

@@ -13,13 +13,13 @@ import hmac
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from herald.channels.base import Channel, ChannelSettings, OutboundMessage, SendResult
+from herald.channels.base import Channel, ChannelSettings, OutboundMessage, Receipt, SendResult
 from herald.core.errors import RetryableError, SkipDelivery, TerminalError
 
 SERVICE = "sms"
@@ -125,6 +125,13 @@ class TencentSmsChannel(Channel):
 
     def __init__(self) -> None:
         self._client: httpx.AsyncClient | None = None
+
+    # Status reports are posted to POST /v1/callbacks/{channel}/{account}?token=...; this is the
+    # answer the provider expects back.
+    receipt_ack: ClassVar[dict[str, Any] | None] = {"result": 0, "errmsg": "OK"}
+
+    def parse_receipts(self, body: bytes) -> list[Receipt]:
+        return _parse_tencent_reports(body)
 
     async def send(self, message: OutboundMessage, settings: TencentSmsSettings) -> SendResult:
         if not message.recipient.phone:
@@ -236,3 +243,25 @@ def classify_response(response: httpx.Response) -> SendResult:
     if code != "Ok":
         raise classify_code(code or "UnknownError", str(sent.get("Message") or ""))
     return SendResult(provider_message_id=sent.get("SerialNo"), detail=f"RequestId {request_id}")
+
+
+def _parse_tencent_reports(body: bytes) -> list[Receipt]:
+    """Tencent's status callback: a JSON list of {mobile, report_status: SUCCESS|FAIL, errmsg,
+    description, sid, ...}; ``sid`` is the SerialNo SendSms returned."""
+    reports = json.loads(body)
+    if not isinstance(reports, list):
+        raise ValueError("an SMS status report is a JSON list")
+    out = []
+    for r in reports:
+        if not isinstance(r, dict):
+            raise ValueError("each SMS status report is a JSON object")
+        out.append(
+            Receipt(
+                delivered=r.get("report_status") == "SUCCESS",
+                delivery_id=r.get("session_context") or None,
+                provider_message_id=r.get("sid") or None,
+                code=r.get("errmsg"),
+                message=r.get("description"),
+            )
+        )
+    return out

@@ -27,6 +27,7 @@ class DeliveryStatus(StrEnum):
     SENDING = "sending"
     SENT = "sent"
     DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
     FAILED = "failed"
     SKIPPED = "skipped"
     EXPIRED = "expired"

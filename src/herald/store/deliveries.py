@@ -155,3 +155,31 @@ async def next_due_at(conn: AsyncConnection) -> datetime | None:
     row = await conn.execute(select(func.min(deliveries.c.next_attempt_at)).where(and_(deliveries.c.status.in_(LIVE))))
     value = row.scalar()
     return value if value is None or isinstance(value, datetime) else None
+
+
+async def find_for_receipt(
+    conn: AsyncConnection, channel: str, delivery_id: str | None, provider_message_id: str | None
+) -> dict[str, Any] | None:
+    """The delivery a provider's report is about: by our id when echoed back, else by theirs."""
+    if delivery_id:
+        query = select(deliveries).where(deliveries.c.id == delivery_id, deliveries.c.channel == channel)
+    elif provider_message_id:
+        query = select(deliveries).where(
+            deliveries.c.channel == channel, deliveries.c.provider_message_id == provider_message_id
+        )
+    else:
+        return None
+    row = (await conn.execute(query)).mappings().first()
+    return dict(row) if row else None
+
+
+async def record_receipt(
+    conn: AsyncConnection, delivery_id: str, *, status: str, reason: str | None, now: datetime
+) -> bool:
+    """Move a sent delivery to delivered / undelivered; reports for other states are ignored."""
+    result = await conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id, deliveries.c.status == "sent")
+        .values(status=status, reason=reason, updated_at=now)
+    )
+    return result.rowcount > 0

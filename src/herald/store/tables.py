@@ -197,6 +197,8 @@ deliveries = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_deliveries_notification_id", "notification_id", "user_id"),
     Index("ix_deliveries_user_id", "user_id"),
+    # delivery reports that carry only the provider's message id (Tencent's sid) find it here
+    Index("ix_deliveries_provider_message_id", "channel", "provider_message_id"),
     # The claim query walks only live rows, in priority order.
     Index(
         "ix_deliveries_due",
