@@ -21,8 +21,8 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 
-from herald.channels.base import Channel, ChannelSettings, SendResult, SharedCache
-from herald.channels.dingtalk import http_base_url
+from herald.channels._http import HttpChannel, http_base_url
+from herald.channels.base import ChannelSettings, SendResult, SharedCache
 from herald.channels.webhook import parse_retry_after
 from herald.core.errors import RetryableError, TerminalError
 
@@ -129,21 +129,16 @@ class MemoryCache:
         self._values.pop(key, None)
 
 
-class WeChatChannel(Channel):
+class WeChatChannel(HttpChannel):
     """Base of ``wechat_oa`` and ``wechat_mp``: token handling and one errcode-classified POST."""
 
     provider: ClassVar[str] = "WeChat"
     retryable_codes: ClassVar[frozenset[int]] = frozenset({SYSTEM_BUSY, DAILY_QUOTA, MINUTE_QUOTA})
 
     def __init__(self) -> None:
-        self._client: httpx.AsyncClient | None = None
+        super().__init__()
         self._local_cache = MemoryCache()
         self._refresh_locks: dict[str, asyncio.Lock] = {}
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -204,12 +199,6 @@ class WeChatChannel(Channel):
                 raise RetryableError(f"{self.provider} answered HTTP {status} without JSON: {response.text[:200]}")
             raise TerminalError(f"{self.provider} answered HTTP {status}: {response.text[:200]}", code=str(status))
         return answer
-
-    def _http(self) -> httpx.AsyncClient:
-        # Lazily, so the pool binds to the running loop; redirects would carry the token elsewhere.
-        if self._client is None:
-            self._client = httpx.AsyncClient(follow_redirects=False)
-        return self._client
 
     # -- the access token ----------------------------------------------------------------------
 

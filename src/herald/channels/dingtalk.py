@@ -13,7 +13,6 @@ import hmac
 import json
 import time
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import httpx
 from pydantic import (
@@ -27,7 +26,8 @@ from pydantic import (
     model_validator,
 )
 
-from herald.channels.base import Channel, ChannelSettings, OutboundMessage, RateLimit, Recipient, SendResult
+from herald.channels._http import HttpChannel, http_base_url
+from herald.channels.base import ChannelSettings, OutboundMessage, RateLimit, Recipient, SendResult
 from herald.channels.webhook import parse_retry_after
 from herald.core.errors import RetryableError, TerminalError
 
@@ -46,13 +46,6 @@ def sign(secret: str, timestamp_ms: int) -> str:
     string_to_sign = f"{timestamp_ms}\n{secret}".encode()
     digest = hmac.new(secret.encode(), string_to_sign, hashlib.sha256).digest()
     return base64.b64encode(digest).decode()
-
-
-def http_base_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("base_url must be an absolute http:// or https:// URL")
-    return value.rstrip("/")
 
 
 class DingTalkSettings(ChannelSettings):
@@ -119,15 +112,12 @@ class DingTalkTemplate(BaseModel):
         return self
 
 
-class DingTalkChannel(Channel):
+class DingTalkChannel(HttpChannel):
     name = "dingtalk"
     title = "DingTalk robot / 钉钉机器人"
     Settings = DingTalkSettings
     Template = DingTalkTemplate
     rate_limit = RateLimit(20, 60)
-
-    def __init__(self) -> None:
-        self._client: httpx.AsyncClient | None = None
 
     async def send(self, message: OutboundMessage, settings: DingTalkSettings) -> SendResult:
         template = parse_template(message.content)
@@ -144,17 +134,6 @@ class DingTalkChannel(Channel):
         except httpx.TransportError as exc:
             raise RetryableError(f"{type(exc).__name__}: {exc}") from exc
         return classify_response(response)
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    def _http(self) -> httpx.AsyncClient:
-        # Lazily, so the pool binds to the running loop; redirects would leak the token in the query.
-        if self._client is None:
-            self._client = httpx.AsyncClient(follow_redirects=False)
-        return self._client
 
 
 def parse_template(content: dict[str, Any]) -> DingTalkTemplate:

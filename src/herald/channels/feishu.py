@@ -15,7 +15,7 @@ import html
 import json
 import time
 from typing import Any, Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 from pydantic import (
@@ -29,7 +29,8 @@ from pydantic import (
     model_validator,
 )
 
-from herald.channels.base import Channel, ChannelSettings, OutboundMessage, RateLimit, Recipient, SendResult
+from herald.channels._http import HttpChannel, http_base_url
+from herald.channels.base import ChannelSettings, OutboundMessage, RateLimit, Recipient, SendResult
 from herald.channels.webhook import parse_retry_after
 from herald.core.errors import RetryableError, TerminalError
 
@@ -62,10 +63,7 @@ class FeishuSettings(ChannelSettings):
     @field_validator("base_url")
     @classmethod
     def _http_base_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("base_url must be an absolute http:// or https:// URL")
-        return value.rstrip("/")
+        return http_base_url(value)
 
     @field_validator("hook_token")
     @classmethod
@@ -111,15 +109,12 @@ class FeishuTemplate(BaseModel):
         return self
 
 
-class FeishuChannel(Channel):
+class FeishuChannel(HttpChannel):
     name = "feishu"
     title = "Feishu bot / 飞书机器人"
     Settings = FeishuSettings
     Template = FeishuTemplate
     rate_limit = RateLimit(100, 60)
-
-    def __init__(self) -> None:
-        self._client: httpx.AsyncClient | None = None
 
     async def send(self, message: OutboundMessage, settings: FeishuSettings) -> SendResult:
         template = parse_template(message.content)
@@ -138,17 +133,6 @@ class FeishuChannel(Channel):
         except httpx.TransportError as exc:
             raise RetryableError(f"{type(exc).__name__}: {exc}") from exc
         return classify_response(response)
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    def _http(self) -> httpx.AsyncClient:
-        # Lazily, so the pool binds to the running loop; redirects would carry the hook token elsewhere.
-        if self._client is None:
-            self._client = httpx.AsyncClient(follow_redirects=False)
-        return self._client
 
 
 def parse_template(content: dict[str, Any]) -> FeishuTemplate:

@@ -21,7 +21,8 @@ from urllib.parse import quote, urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from herald.channels.base import Channel, ChannelSettings, OutboundMessage, Receipt, SendResult
+from herald.channels._http import HttpChannel, http_base_url
+from herald.channels.base import ChannelSettings, OutboundMessage, Receipt, SendResult
 from herald.core.errors import RetryableError, SkipDelivery, TerminalError
 
 ACTION = "SendSms"
@@ -106,10 +107,7 @@ class AliyunSmsSettings(ChannelSettings):
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("base_url must be an absolute http:// or https:// URL")
-        return value.rstrip("/")
+        return http_base_url(value)
 
     @field_validator("access_key_secret")
     @classmethod
@@ -131,14 +129,11 @@ class AliyunSmsTemplate(BaseModel):
     )
 
 
-class AliyunSmsChannel(Channel):
+class AliyunSmsChannel(HttpChannel):
     name = "sms_aliyun"
     title = "Aliyun SMS / 阿里云短信"
     Settings = AliyunSmsSettings
     Template = AliyunSmsTemplate
-
-    def __init__(self) -> None:
-        self._client: httpx.AsyncClient | None = None
 
     # Status reports are posted to POST /v1/callbacks/{channel}/{account}?token=...; this is the
     # answer the provider expects back.
@@ -173,17 +168,6 @@ class AliyunSmsChannel(Channel):
         except httpx.TransportError as exc:
             raise RetryableError(f"{type(exc).__name__}: {exc}") from exc
         return classify_response(response)
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    def _http(self) -> httpx.AsyncClient:
-        # Created lazily so the pool binds to the running event loop, and shared across accounts.
-        if self._client is None:
-            self._client = httpx.AsyncClient(follow_redirects=False)
-        return self._client
 
 
 def parse_template(content: Mapping[str, Any]) -> AliyunSmsTemplate:

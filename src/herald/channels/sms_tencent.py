@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from herald.channels.base import Channel, ChannelSettings, OutboundMessage, Receipt, SendResult
+from herald.channels._http import HttpChannel, http_base_url
+from herald.channels.base import ChannelSettings, OutboundMessage, Receipt, SendResult
 from herald.core.errors import RetryableError, SkipDelivery, TerminalError
 
 SERVICE = "sms"
@@ -92,10 +93,7 @@ class TencentSmsSettings(ChannelSettings):
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("base_url must be an absolute http:// or https:// URL")
-        return value.rstrip("/")
+        return http_base_url(value)
 
     @field_validator("secret_key")
     @classmethod
@@ -117,14 +115,11 @@ class TencentSmsTemplate(BaseModel):
     )
 
 
-class TencentSmsChannel(Channel):
+class TencentSmsChannel(HttpChannel):
     name = "sms_tencent"
     title = "Tencent Cloud SMS / 腾讯云短信"
     Settings = TencentSmsSettings
     Template = TencentSmsTemplate
-
-    def __init__(self) -> None:
-        self._client: httpx.AsyncClient | None = None
 
     # Status reports are posted to POST /v1/callbacks/{channel}/{account}?token=...; this is the
     # answer the provider expects back.
@@ -147,17 +142,6 @@ class TencentSmsChannel(Channel):
         except httpx.TransportError as exc:
             raise RetryableError(f"{type(exc).__name__}: {exc}") from exc
         return classify_response(response)
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    def _http(self) -> httpx.AsyncClient:
-        # Created lazily so the pool binds to the running event loop, and shared across accounts.
-        if self._client is None:
-            self._client = httpx.AsyncClient(follow_redirects=False)
-        return self._client
 
 
 def parse_template(content: Mapping[str, Any]) -> TencentSmsTemplate:

@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import Field, SecretStr, field_validator
 
-from herald.channels.base import Channel, ChannelSettings, OutboundMessage, SendResult
+from herald.channels._http import HttpChannel
+from herald.channels.base import ChannelSettings, OutboundMessage, SendResult
 from herald.core.errors import RetryableError, TerminalError
 
 USER_AGENT = "Herald-Webhooks/0.1"
@@ -81,14 +82,11 @@ class WebhookSettings(ChannelSettings):
         return value
 
 
-class WebhookChannel(Channel):
+class WebhookChannel(HttpChannel):
     name = "webhook"
     title = "Webhook"
     Settings = WebhookSettings
     requires_template = False
-
-    def __init__(self) -> None:
-        self._client: httpx.AsyncClient | None = None
 
     async def send(self, message: OutboundMessage, settings: WebhookSettings) -> SendResult:
         now = datetime.now(UTC)
@@ -103,18 +101,6 @@ class WebhookChannel(Channel):
         except httpx.TransportError as exc:
             raise RetryableError(f"{type(exc).__name__}: {exc}") from exc
         return classify_response(response)
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    def _http(self) -> httpx.AsyncClient:
-        # Created lazily so the pool binds to the running event loop, and shared across accounts.
-        if self._client is None:
-            # A redirect would carry a signed payload somewhere the admin did not configure.
-            self._client = httpx.AsyncClient(follow_redirects=False)
-        return self._client
 
 
 def build_payload(message: OutboundMessage, now: datetime) -> dict[str, Any]:

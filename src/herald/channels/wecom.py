@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import httpx
 from pydantic import (
@@ -23,7 +22,8 @@ from pydantic import (
     model_validator,
 )
 
-from herald.channels.base import Channel, ChannelSettings, OutboundMessage, RateLimit, Recipient, SendResult
+from herald.channels._http import HttpChannel, http_base_url
+from herald.channels.base import ChannelSettings, OutboundMessage, RateLimit, Recipient, SendResult
 from herald.channels.webhook import parse_retry_after
 from herald.core.errors import RetryableError, TerminalError
 
@@ -43,10 +43,7 @@ class WeComSettings(ChannelSettings):
     @field_validator("base_url")
     @classmethod
     def _http_base_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("base_url must be an absolute http:// or https:// URL")
-        return value.rstrip("/")
+        return http_base_url(value)
 
     @field_validator("key")
     @classmethod
@@ -97,15 +94,12 @@ class WeComTemplate(BaseModel):
         return self
 
 
-class WeComChannel(Channel):
+class WeComChannel(HttpChannel):
     name = "wecom"
     title = "WeCom robot / 企业微信机器人"
     Settings = WeComSettings
     Template = WeComTemplate
     rate_limit = RateLimit(20, 60)
-
-    def __init__(self) -> None:
-        self._client: httpx.AsyncClient | None = None
 
     async def send(self, message: OutboundMessage, settings: WeComSettings) -> SendResult:
         template = parse_template(message.content)
@@ -121,17 +115,6 @@ class WeComChannel(Channel):
         except httpx.TransportError as exc:
             raise RetryableError(f"{type(exc).__name__}: {exc}") from exc
         return classify_response(response)
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    def _http(self) -> httpx.AsyncClient:
-        # Lazily, so the pool binds to the running loop; redirects would leak the key in the query.
-        if self._client is None:
-            self._client = httpx.AsyncClient(follow_redirects=False)
-        return self._client
 
 
 def parse_template(content: dict[str, Any]) -> WeComTemplate:
