@@ -15,6 +15,7 @@ from tests.channels import test_dingtalk as dingtalk_tests
 from tests.channels import test_feishu as feishu_tests
 from tests.channels import test_sms_aliyun as aliyun_tests
 from tests.channels import test_sms_tencent as tencent_tests
+from tests.channels import test_webpush as webpush_tests
 from tests.channels.fake_wechat import APP_ID, APP_SECRET, running_wechat
 from tests.channels.fakes_robots import running_robot
 from tests.conftest import Harness
@@ -126,3 +127,38 @@ async def test_wecom(harness: Harness) -> None:
         assert d["status"] == "sent", d
         (request,) = robot.requests
         assert request.query == {"key": "k-1"} and request.json()["text"]["content"] == "码 424242"
+
+
+async def test_webpush(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Account saved without keys (generated), the browser subscribes through the API, the push
+    service verifies the VAPID JWT and decrypts the payload (RFC 8291 and http_ece)."""
+    monkeypatch.setenv("HERALD_ALLOW_PRIVATE_URLS", "true")
+    service = webpush_tests.PushService()
+    with serve_asgi(service, free_port()) as base:
+        service.origin = base
+        r = await harness.client.put(
+            "/v1/channel-accounts/push",
+            json={"channel": "webpush", "config": {"vapid_subject": "mailto:ops@example.com"}},
+            headers=harness.admin(),
+        )
+        assert r.status_code == 200, r.text
+        public_key = (await harness.client.get("/v1/webpush/public-key")).json()["public_key"]
+        service.browsers["b1"] = webpush_tests.Browser()
+        subscription = service.browsers["b1"].subscription(f"{base}/push/b1")
+        r = await harness.client.post("/v1/me/webpush-subscriptions", json=subscription, headers=harness.user("u1"))
+        assert r.status_code == 201, r.text
+        d = await deliver(harness, "webpush", {"vapid_subject": "mailto:ops@example.com"}, {"title": "验证码 ${code}"})
+        assert d["status"] == "sent", d
+        (request,) = service.requests
+        assert request.vapid_key == public_key and request.claims["sub"] == "mailto:ops@example.com"
+        assert request.payload["title"] == "验证码 424242" and request.payload["delivery_id"] == d["id"]
+
+
+async def test_apprise(harness: Harness) -> None:
+    port = free_port()
+    with running_robot(port, {}) as (receiver, _):
+        config = {"urls": [f"json://127.0.0.1:{port}/hooks/apprise"]}
+        d = await deliver(harness, "apprise", config, {"title": "验证码", "body": "${code}"})
+        assert d["status"] == "sent", d
+        (request,) = receiver.requests
+        assert (request.json()["title"], request.json()["message"]) == ("验证码", "424242")
