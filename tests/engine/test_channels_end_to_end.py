@@ -8,9 +8,10 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from herald.store.tables import deliveries
+from herald.store.types import utcnow
 from tests.channels import test_dingtalk as dingtalk_tests
 from tests.channels import test_feishu as feishu_tests
 from tests.channels import test_sms_aliyun as aliyun_tests
@@ -162,3 +163,63 @@ async def test_apprise(harness: Harness) -> None:
         assert d["status"] == "sent", d
         (request,) = receiver.requests
         assert (request.json()["title"], request.json()["message"]) == ("验证码", "424242")
+
+
+async def test_sms_route_fails_over_to_the_other_provider(
+    harness: Harness, sms_aliyun_fake: tuple[Any, str], sms_tencent_fake: tuple[Any, str]
+) -> None:
+    """``sms`` sends through the weighted provider account; after Aliyun's system error the retry
+    goes through Tencent (a failover-only account, weight 0)."""
+    aliyun, aliyun_base = sms_aliyun_fake
+    tencent, tencent_base = sms_tencent_fake
+    aliyun.answer = {"Code": "isp.SYSTEM_ERROR", "Message": "system busy", "RequestId": "R-9"}
+    accounts = {
+        "ali": {
+            "channel": "sms_aliyun",
+            "config": {
+                "access_key_id": aliyun_tests.KEY_ID,
+                "access_key_secret": aliyun_tests.KEY_SECRET,
+                "sign_name": "赫拉德",
+                "base_url": aliyun_base,
+            },
+        },
+        "tx": {
+            "channel": "sms_tencent",
+            "config": {
+                "secret_id": tencent_tests.SECRET_ID,
+                "secret_key": tencent_tests.SECRET_KEY,
+                "sdk_app_id": tencent_tests.APP_ID,
+                "sign_name": "赫拉德",
+                "base_url": tencent_base,
+                "weight": 0,
+            },
+        },
+    }
+    for name, body in accounts.items():
+        r = await harness.client.put(f"/v1/channel-accounts/{name}", json=body, headers=harness.admin())
+        assert r.status_code == 200, r.text
+    r = await harness.client.put("/v1/notification-types/otp", json={"channels": ["sms"]}, headers=harness.admin())
+    assert r.status_code == 201
+    r = await harness.trigger({"type": "otp", "to": ["u1"], "data": {"code": "1"}})
+    assert r.status_code == 422 and "sms_aliyun or sms_tencent" in r.text  # no provider template yet
+    await harness.put_type(
+        "otp",
+        ["sms"],
+        {
+            "sms_aliyun": {"template_code": "SMS_1", "params": {"code": "${code}"}},
+            "sms_tencent": {"template_id": "100", "params": ["${code}"]},
+        },
+    )
+    await harness.client.put("/v1/users/u1", json=USER, headers=harness.admin())
+    r = await harness.trigger({"type": "otp", "to": ["u1"], "data": {"code": "424242"}})
+    assert r.status_code == 202, r.text
+    await harness.drain()
+    async with harness.herald.db.write() as conn:
+        await conn.execute(update(deliveries).values(next_attempt_at=utcnow()))
+    await harness.drain()
+    status = (await harness.client.get(f"/v1/notifications/{r.json()['id']}", headers=harness.reader())).json()
+    (d,) = status["deliveries"]
+    assert (d["channel"], d["status"], d["account"]) == ("sms", "sent", "tx")
+    assert [(a["outcome"], a["code"]) for a in d["attempt_log"]] == [("retry", "isp.SYSTEM_ERROR"), ("sent", None)]
+    assert len(aliyun.requests) == 1 and len(tencent.requests) == 1
+    assert tencent.requests[0].json()["TemplateParamSet"] == ["424242"]

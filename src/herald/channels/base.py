@@ -121,6 +121,9 @@ class Channel(ABC):
     """Optional model of this channel's template fields, checked when a template is saved."""
     rate_limit: ClassVar[RateLimit | None] = None
     """The provider's per-account limit; a delivery without a token waits in the queue."""
+    routes_over: ClassVar[tuple[str, ...]] = ()
+    """A routing channel (``sms``) sends nothing itself: each delivery goes through one account of
+    these channels, chosen by weight, failing over between them; their templates are used."""
 
     @abstractmethod
     async def send(self, message: OutboundMessage, settings: Any) -> SendResult:

@@ -108,6 +108,9 @@ async def trigger(herald: Herald, req: TriggerRequest, *, on_commit: OnCommit | 
         kind = herald.channels.get(channel)
         if kind is None:
             errors.append((f"channels.{i}", f"unknown channel '{channel}'"))
+        elif kind.routes_over and not any(k in templates for k in kind.routes_over):
+            wanted = " or ".join(kind.routes_over)
+            errors.append((f"channels.{i}", f"type '{req.type}' needs a template for {wanted} to send '{channel}'"))
         elif kind.requires_template and channel not in templates:
             errors.append((f"channels.{i}", f"type '{req.type}' has no template for channel '{channel}'"))
     if not channels:
@@ -118,7 +121,8 @@ async def trigger(herald: Herald, req: TriggerRequest, *, on_commit: OnCommit | 
         raise Invalid([("expires_at", "must be after send_at")])
 
     recipient_ids, profiles = _recipients(req)
-    rendered = render_all(templates, channels, req.data)
+    routed = [k for c in channels for k in herald.channels[c].routes_over]
+    rendered = render_all(templates, list(dict.fromkeys(channels + routed)), req.data)
 
     scheduled = req.send_at is not None and req.send_at > now
     inline = req.audience is None and not scheduled and len(recipient_ids) <= herald.settings.inline_fanout_limit

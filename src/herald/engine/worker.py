@@ -189,8 +189,10 @@ class Worker:
             )
             users = await user_store.get_users(conn, list({d["user_id"] for d in batch}))
             accounts: dict[str, list[dict[str, Any]]] = {}
-            for channel in {d["channel"] for d in batch}:
-                accounts[channel] = await account_store.list_accounts(conn, self.herald.box, channel)
+            for name in {d["channel"] for d in batch}:
+                kind = self.herald.channels.get(name)
+                for channel in (name, *(kind.routes_over if kind else ())):
+                    accounts[channel] = await account_store.list_accounts(conn, self.herald.box, channel)
             push_users = [d["user_id"] for d in batch if d["channel"] == WEBPUSH]
             subscriptions = await webpush_store.subscriptions_of(conn, list(set(push_users)))
         return {"notifications": notifications, "users": users, "accounts": accounts, "subscriptions": subscriptions}
@@ -209,18 +211,22 @@ class Worker:
         channel = self.herald.channels.get(channel_name)
         if channel is None:
             return Outcome(delivery, "failed", started, error=f"channel '{channel_name}' is not installed")
+        # A routing channel (sms) picks among its providers' accounts, for which a template exists.
+        kinds = [k for k in channel.routes_over if k in notification["rendered"]] or [channel_name]
         settings_obj: Any = None
-        if channel.requires_account:
-            # after a retryable failure, fail over to another account of the channel if there is one
+        if channel.requires_account or channel.routes_over:
+            # after a retryable failure, fail over to another account (of another provider) if any
             failed_before = delivery["attempts"] > 1 and delivery["last_error"] is not None
+            candidates = [a for k in kinds for a in context["accounts"].get(k, [])]
             account = choose_account(
-                [a for a in context["accounts"].get(channel_name, []) if a["config"] is not None]
-                or context["accounts"].get(channel_name, []),
+                [a for a in candidates if a["config"] is not None] or candidates,
                 avoid=delivery["account"] if failed_before else None,
             )
             if account is None:
                 return Outcome(delivery, "skipped", started, reason=f"no '{channel_name}' channel account configured")
             delivery["account"] = account["name"]
+            if channel.routes_over:
+                channel_name, channel = account["channel"], self.herald.channels[account["channel"]]
             if account["config"] is None:
                 return Outcome(delivery, "failed", started, error=account["error"])
             try:
