@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from herald.channels.base import Channel
+from herald.core.errors import RetryableError
 
 
 class HttpChannel(Channel):
@@ -21,6 +24,26 @@ class HttpChannel(Channel):
         if self._client is None:
             self._client = httpx.AsyncClient(follow_redirects=False)
         return self._client
+
+    async def post_json(
+        self,
+        url: str,
+        body: Any,
+        *,
+        timeout: float,  # noqa: ASYNC109 - the provider account's httpx timeout, per request
+        params: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """POST ``body`` as UTF-8 JSON; a transport failure (refused, reset, timeout) is retryable."""
+        try:
+            return await self._http().post(
+                url,
+                params=params,
+                content=json.dumps(body, ensure_ascii=False).encode(),
+                headers={"content-type": "application/json; charset=utf-8"},
+                timeout=timeout,
+            )
+        except httpx.TransportError as exc:
+            raise RetryableError(f"{type(exc).__name__}: {exc}") from exc
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import time
 from typing import Any, Literal
 
@@ -123,16 +122,7 @@ class DingTalkChannel(HttpChannel):
         template = parse_template(message.content)
         body = build_body(template, message.recipient)
         params = query_params(settings, int(time.time() * 1000))
-        try:
-            response = await self._http().post(
-                settings.base_url + SEND_PATH,
-                params=params,
-                content=json.dumps(body, ensure_ascii=False).encode(),
-                headers={"content-type": "application/json; charset=utf-8"},
-                timeout=settings.timeout,
-            )
-        except httpx.TransportError as exc:
-            raise RetryableError(f"{type(exc).__name__}: {exc}") from exc
+        response = await self.post_json(settings.base_url + SEND_PATH, body, timeout=settings.timeout, params=params)
         return classify_response(response)
 
 

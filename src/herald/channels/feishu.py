@@ -12,7 +12,6 @@ import base64
 import hashlib
 import hmac
 import html
-import json
 import time
 from typing import Any, Literal
 from urllib.parse import quote
@@ -123,15 +122,7 @@ class FeishuChannel(HttpChannel):
             timestamp = int(time.time())
             body = {"timestamp": str(timestamp), "sign": sign(settings.secret.get_secret_value(), timestamp), **body}
         url = settings.base_url + HOOK_PATH + quote(settings.hook_token.get_secret_value(), safe="")
-        try:
-            response = await self._http().post(
-                url,
-                content=json.dumps(body, ensure_ascii=False).encode(),
-                headers={"content-type": "application/json; charset=utf-8"},
-                timeout=settings.timeout,
-            )
-        except httpx.TransportError as exc:
-            raise RetryableError(f"{type(exc).__name__}: {exc}") from exc
+        response = await self.post_json(url, body, timeout=settings.timeout)
         return classify_response(response)
 
 

@@ -7,7 +7,6 @@ The key in the URL is the only credential: there is no signature.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 import httpx
@@ -104,16 +103,12 @@ class WeComChannel(HttpChannel):
     async def send(self, message: OutboundMessage, settings: WeComSettings) -> SendResult:
         template = parse_template(message.content)
         body = build_body(template, message.recipient)
-        try:
-            response = await self._http().post(
-                settings.base_url + SEND_PATH,
-                params={"key": settings.key.get_secret_value()},
-                content=json.dumps(body, ensure_ascii=False).encode(),
-                headers={"content-type": "application/json; charset=utf-8"},
-                timeout=settings.timeout,
-            )
-        except httpx.TransportError as exc:
-            raise RetryableError(f"{type(exc).__name__}: {exc}") from exc
+        response = await self.post_json(
+            settings.base_url + SEND_PATH,
+            body,
+            timeout=settings.timeout,
+            params={"key": settings.key.get_secret_value()},
+        )
         return classify_response(response)
 
 
