@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from herald.channels.base import Channel
-from herald.core.errors import RetryableError
+from herald.core.errors import RetryableError, TerminalError
 
 
 class HttpChannel(Channel):
@@ -57,3 +59,43 @@ def http_base_url(value: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("base_url must be an absolute http:// or https:// URL")
     return value.rstrip("/")
+
+
+def provider_answer(response: httpx.Response, provider: str, code_keys: tuple[str, ...]) -> tuple[dict[str, Any], str]:
+    """The JSON answer of a provider that reports outcomes with a code in the body, and which of
+    ``code_keys`` holds it. HTTP 429/5xx are retryable (Retry-After honoured); a 2xx without a code
+    is retryable (a proxy or a hiccup, not the provider's verdict); another status without one is
+    terminal."""
+    status = response.status_code
+    if status == 429 or status >= 500:
+        raise RetryableError(
+            f"{provider} answered HTTP {status}",
+            code=str(status),
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+        )
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    key = next((k for k in code_keys if isinstance(answer, dict) and k in answer), None)
+    if not isinstance(answer, dict) or key is None:
+        if 200 <= status < 300:
+            raise RetryableError(f"{provider} answered HTTP {status} without a code: {response.text[:200]}")
+        raise TerminalError(f"{provider} answered HTTP {status}: {response.text[:200]}", code=str(status))
+    return answer, key
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """``Retry-After`` as seconds from now: delta-seconds or an HTTP-date; ``None`` if absent or garbled."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # HTTP-dates are GMT by definition
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())

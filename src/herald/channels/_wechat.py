@@ -21,9 +21,8 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 
-from herald.channels._http import HttpChannel, http_base_url
+from herald.channels._http import HttpChannel, http_base_url, parse_retry_after
 from herald.channels.base import ChannelSettings, SendResult, SharedCache
-from herald.channels.webhook import parse_retry_after
 from herald.core.errors import RetryableError, TerminalError
 
 DEFAULT_BASE_URL = "https://api.weixin.qq.com"

@@ -25,9 +25,8 @@ from pydantic import (
     model_validator,
 )
 
-from herald.channels._http import HttpChannel, http_base_url
+from herald.channels._http import HttpChannel, http_base_url, provider_answer
 from herald.channels.base import ChannelSettings, OutboundMessage, RateLimit, Recipient, SendResult
-from herald.channels.webhook import parse_retry_after
 from herald.core.errors import RetryableError, TerminalError
 
 DEFAULT_BASE_URL = "https://oapi.dingtalk.com"
@@ -184,18 +183,7 @@ def local_mobile(phone: str) -> str:
 
 
 def classify_response(response: httpx.Response) -> SendResult:
-    status = response.status_code
-    if status == 429 or status >= 500:
-        raise RetryableError(
-            f"DingTalk answered HTTP {status}",
-            code=str(status),
-            retry_after=parse_retry_after(response.headers.get("retry-after")),
-        )
-    answer = _json_object(response)
-    if answer is None or "errcode" not in answer:
-        if 200 <= status < 300:
-            raise RetryableError(f"DingTalk answered HTTP {status} without an errcode: {response.text[:200]}")
-        raise TerminalError(f"DingTalk answered HTTP {status}: {response.text[:200]}", code=str(status))
+    answer, _ = provider_answer(response, "DingTalk", ("errcode",))
     errcode, errmsg = answer.get("errcode"), str(answer.get("errmsg", ""))[:200]
     if errcode == 0:
         return SendResult(detail=errmsg or "ok")
@@ -205,14 +193,6 @@ def classify_response(response: httpx.Response) -> SendResult:
         raise RetryableError(f"DingTalk: {errmsg}", code=str(errcode))
     # 310000 (signature, keyword or IP check failed), 300001 (token invalid), 400xxx (bad message), ...
     raise TerminalError(f"DingTalk: {errmsg}", code=str(errcode))
-
-
-def _json_object(response: httpx.Response) -> dict[str, Any] | None:
-    try:
-        value = response.json()
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _first_error(exc: ValidationError) -> str:

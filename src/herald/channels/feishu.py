@@ -28,9 +28,8 @@ from pydantic import (
     model_validator,
 )
 
-from herald.channels._http import HttpChannel, http_base_url
+from herald.channels._http import HttpChannel, http_base_url, provider_answer
 from herald.channels.base import ChannelSettings, OutboundMessage, RateLimit, Recipient, SendResult
-from herald.channels.webhook import parse_retry_after
 from herald.core.errors import RetryableError, TerminalError
 
 DEFAULT_BASE_URL = "https://open.feishu.cn"
@@ -168,22 +167,7 @@ def _mentions(template: FeishuTemplate, recipient: Recipient) -> list[tuple[str,
 
 
 def classify_response(response: httpx.Response) -> SendResult:
-    status = response.status_code
-    if status == 429 or status >= 500:
-        raise RetryableError(
-            f"Feishu answered HTTP {status}",
-            code=str(status),
-            retry_after=parse_retry_after(response.headers.get("retry-after")),
-        )
-    try:
-        answer = response.json()
-    except ValueError:
-        answer = None
-    code_key = "code" if isinstance(answer, dict) and "code" in answer else "StatusCode"
-    if not isinstance(answer, dict) or code_key not in answer:
-        if 200 <= status < 300:
-            raise RetryableError(f"Feishu answered HTTP {status} without a code: {response.text[:200]}")
-        raise TerminalError(f"Feishu answered HTTP {status}: {response.text[:200]}", code=str(status))
+    answer, code_key = provider_answer(response, "Feishu", ("code", "StatusCode"))
     code = answer[code_key]
     msg = str(answer.get("msg", answer.get("StatusMessage", "")))[:200]
     if code == 0:

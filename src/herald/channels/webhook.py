@@ -8,14 +8,13 @@ import hashlib
 import hmac
 import json
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 from pydantic import Field, SecretStr, field_validator
 
-from herald.channels._http import HttpChannel
+from herald.channels._http import HttpChannel, parse_retry_after
 from herald.channels.base import ChannelSettings, OutboundMessage, SendResult
 from herald.core.errors import RetryableError, TerminalError
 
@@ -155,19 +154,3 @@ def classify_response(response: httpx.Response) -> SendResult:
         )
     # 3xx lands here too: redirects are not followed, so the configured URL is wrong.
     raise TerminalError(f"receiver answered HTTP {status}: {response.text[:200]}", code=str(status))
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """``Retry-After`` as seconds from now: delta-seconds or an HTTP-date; ``None`` if absent or garbled."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:  # HTTP-dates are GMT by definition
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())

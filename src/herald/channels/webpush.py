@@ -22,8 +22,8 @@ from py_vapid import Vapid  # type: ignore[import-untyped]
 from pydantic import Field, SecretStr, field_validator
 from pywebpush import WebPushException, webpush  # type: ignore[import-untyped]
 
+from herald.channels._http import parse_retry_after
 from herald.channels.base import Channel, ChannelSettings, OutboundMessage, SendResult
-from herald.channels.webhook import parse_retry_after
 from herald.core.errors import RetryableError, SkipDelivery, TerminalError
 from herald.core.urls import UnsafeURL, is_public_address, split_public_url
 

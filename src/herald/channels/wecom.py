@@ -21,9 +21,8 @@ from pydantic import (
     model_validator,
 )
 
-from herald.channels._http import HttpChannel, http_base_url
+from herald.channels._http import HttpChannel, http_base_url, provider_answer
 from herald.channels.base import ChannelSettings, OutboundMessage, RateLimit, Recipient, SendResult
-from herald.channels.webhook import parse_retry_after
 from herald.core.errors import RetryableError, TerminalError
 
 DEFAULT_BASE_URL = "https://qyapi.weixin.qq.com"
@@ -156,21 +155,7 @@ def local_mobile(phone: str) -> str:
 
 
 def classify_response(response: httpx.Response) -> SendResult:
-    status = response.status_code
-    if status == 429 or status >= 500:
-        raise RetryableError(
-            f"WeCom answered HTTP {status}",
-            code=str(status),
-            retry_after=parse_retry_after(response.headers.get("retry-after")),
-        )
-    try:
-        answer = response.json()
-    except ValueError:
-        answer = None
-    if not isinstance(answer, dict) or "errcode" not in answer:
-        if 200 <= status < 300:
-            raise RetryableError(f"WeCom answered HTTP {status} without an errcode: {response.text[:200]}")
-        raise TerminalError(f"WeCom answered HTTP {status}: {response.text[:200]}", code=str(status))
+    answer, _ = provider_answer(response, "WeCom", ("errcode",))
     errcode, errmsg = answer.get("errcode"), str(answer.get("errmsg", ""))[:200]
     if errcode == 0:
         return SendResult(detail=errmsg or "ok")
