@@ -9,8 +9,10 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from herald.core.outcomes import Outcome
 from herald.engine.worker import Worker
 from herald.store import deliveries as delivery_store
+from herald.store.records import Delivery
 from herald.store.tables import deliveries
 from herald.store.types import utcnow
 from tests.conftest import Harness
@@ -185,7 +187,9 @@ async def test_expired_lease_is_claimed_again(harness: Harness, webhook: tuple[R
     assert row["status"] == "sent" and row["attempts"] == 2
     # the dead worker cannot overwrite the outcome afterwards
     async with harness.herald.db.write() as conn:
-        assert not await delivery_store.finish_delivery(conn, row["id"], owner="dead-worker", now=now, status="failed")
+        assert not await delivery_store.settle_delivery(
+            conn, Delivery.from_row(row), Outcome.failed("late"), owner="dead-worker", started_at=now, now=now
+        )
 
 
 async def test_high_priority_is_claimed_before_normal_and_low(harness: Harness) -> None:
@@ -202,7 +206,7 @@ async def test_high_priority_is_claimed_before_normal_and_low(harness: Harness) 
     assert len(claimed) == 1
     async with harness.herald.db.read() as conn:
         n = (
-            await conn.execute(select(deliveries.c.notification_id).where(deliveries.c.id == claimed[0]["id"]))
+            await conn.execute(select(deliveries.c.notification_id).where(deliveries.c.id == claimed[0].id))
         ).scalar()
         from herald.store.notifications import get_notification
 

@@ -37,7 +37,7 @@ class FlakySms(Channel):
         return SendResult(provider_message_id=f"{settings.key.get_secret_value()}-ok")
 
 
-async def test_a_retry_goes_to_the_other_account(harness: Harness) -> None:
+async def test_a_retry_goes_to_the_other_account_of_its_group(harness: Harness) -> None:
     channel = FlakySms()
     harness.herald.channels["flaky_sms"] = channel
     for name, config in {
@@ -45,7 +45,9 @@ async def test_a_retry_goes_to_the_other_account(harness: Harness) -> None:
         "backup": {"key": "backup", "weight": 0},
     }.items():
         r = await harness.client.put(
-            f"/v1/channel-accounts/{name}", json={"channel": "flaky_sms", "config": config}, headers=harness.admin()
+            f"/v1/channel-accounts/{name}",
+            json={"channel": "flaky_sms", "config": config, "group": "otp"},
+            headers=harness.admin(),
         )
         assert r.status_code == 200, r.text
     await harness.put_type("otp", ["flaky_sms"], {}, priority="high")
@@ -63,3 +65,4 @@ async def test_a_retry_goes_to_the_other_account(harness: Harness) -> None:
     (d,) = status["deliveries"]
     assert [a["outcome"] for a in d["attempt_log"]] == ["retry", "sent"]
     assert d["attempt_log"][0]["code"] == "isp.SYSTEM_ERROR"
+    assert [a["account"] for a in d["attempt_log"]] == ["primary", "backup"]

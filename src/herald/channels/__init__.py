@@ -17,6 +17,10 @@ def _discover() -> dict[str, type[Channel]]:
         for obj in vars(mod).values():
             if isinstance(obj, type) and issubclass(obj, Channel) and obj is not Channel and getattr(obj, "name", None):
                 found[obj.name] = obj
+    for name, cls in found.items():  # a logical channel routes over the providers that name it
+        providers = tuple(sorted(n for n, c in found.items() if c.routes_for == name))
+        if providers:
+            cls.routes_over = providers
     return dict(sorted(found.items()))
 
 

@@ -18,7 +18,7 @@ class SmsRoute(Channel):
     title = "SMS (routed over the SMS provider accounts) / 短信"
     requires_template = False
     requires_account = False
-    routes_over = ("sms_aliyun", "sms_tencent")
+    # routes_over is filled by the registry from the providers declaring routes_for = "sms"
 
     async def send(self, message: OutboundMessage, settings: Any) -> SendResult:
         raise NotImplementedError("the engine sends sms deliveries through a provider channel")

@@ -21,7 +21,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from herald.channels._http import HttpChannel, http_base_url
+from herald.channels._http import HttpChannel, encode_json_body, http_base_url
 from herald.channels.base import ChannelSettings, OutboundMessage, Receipt, SendResult
 from herald.core.errors import RetryableError, SkipDelivery, TerminalError
 
@@ -131,6 +131,7 @@ class AliyunSmsTemplate(BaseModel):
 
 class AliyunSmsChannel(HttpChannel):
     name = "sms_aliyun"
+    routes_for = "sms"
     title = "Aliyun SMS / 阿里云短信"
     Settings = AliyunSmsSettings
     Template = AliyunSmsTemplate
@@ -200,7 +201,8 @@ def build_query(message: OutboundMessage, settings: AliyunSmsSettings, template:
         "OutId": message.delivery_id,
     }
     if template.params:
-        query["TemplateParam"] = json.dumps(template.params, ensure_ascii=False, separators=(",", ":"))
+        # encoded once to find what cannot be UTF-8 (terminal), before signing percent-encodes it
+        query["TemplateParam"] = encode_json_body(template.params, separators=(",", ":")).decode()
     return query
 
 

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from herald.channels._http import HttpChannel, http_base_url
+from herald.channels._http import HttpChannel, encode_json_body, http_base_url
 from herald.channels.base import ChannelSettings, OutboundMessage, Receipt, SendResult
 from herald.core.errors import RetryableError, SkipDelivery, TerminalError
 
@@ -117,6 +117,7 @@ class TencentSmsTemplate(BaseModel):
 
 class TencentSmsChannel(HttpChannel):
     name = "sms_tencent"
+    routes_for = "sms"
     title = "Tencent Cloud SMS / 腾讯云短信"
     Settings = TencentSmsSettings
     Template = TencentSmsTemplate
@@ -174,7 +175,7 @@ def encode_body(message: OutboundMessage, settings: TencentSmsSettings, template
         "SessionContext": message.delivery_id,
     }
     # The signature covers these exact bytes, so they are produced once and sent as-is.
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return encode_json_body(body, separators=(",", ":"))
 
 
 def signed_headers(settings: TencentSmsSettings, body: bytes, timestamp: int) -> dict[str, str]:

@@ -58,3 +58,7 @@ class Conflict(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+
+class PermanentJobError(Exception):
+    """A background job that can never succeed (its receiver refuses it): failed at once."""

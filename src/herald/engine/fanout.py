@@ -19,6 +19,7 @@ from herald.engine.service import Herald
 from herald.store import catalog, users
 from herald.store import jobs as job_store
 from herald.store import notifications as notification_store
+from herald.store.records import Job
 from herald.store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -28,20 +29,32 @@ class LostLease(Exception):
     pass
 
 
-async def run_fanout_job(herald: Herald, job: dict[str, Any], *, owner: str, budget_seconds: float = 1.0) -> None:
+class FanoutJobHandler:
+    """Handles ``fanout`` jobs (large lists, audiences, scheduled sends)."""
+
+    kind = "fanout"
+
+    def __init__(self, herald: Herald) -> None:
+        self._herald = herald
+
+    async def __call__(self, job: Job, owner: str) -> None:
+        await run_fanout_job(self._herald, job, owner=owner)
+
+
+async def run_fanout_job(herald: Herald, job: Job, *, owner: str, budget_seconds: float = 1.0) -> None:
     """Expand chunks until the recipients run out (then mark the notification processed) or the
     time budget is spent (then hand the job back, due now): a large fan-out never holds a worker
     so long that a high-priority delivery waits behind it."""
     chunk_size = herald.settings.fanout_chunk_size
     lease = timedelta(seconds=herald.settings.lease_seconds)
-    payload = dict(job["payload"])
+    payload = dict(job.payload)
     notification_id = payload["notification_id"]
     async with herald.db.read() as conn:
         notification = await notification_store.get_notification(conn, notification_id)
         ntype = await catalog.get_type(conn, notification["type_key"]) if notification else None
     if notification is None or notification["status"] == NotificationStatus.CANCELLED:
         async with herald.db.write() as conn:
-            await job_store.finish_job(conn, job["id"], owner=owner, status="done", now=utcnow())
+            await job_store.finish_job(conn, job.id, owner=owner, status="done", now=utcnow())
         return
     expires_at = delivery_expiry(notification, ntype["ttl_seconds"] if ntype else None)
 
@@ -51,7 +64,7 @@ async def run_fanout_job(herald: Herald, job: dict[str, Any], *, owner: str, bud
         async with herald.db.write() as conn:
             current = await notification_store.get_notification(conn, notification_id)
             if current is None or current["status"] == NotificationStatus.CANCELLED:
-                await job_store.finish_job(conn, job["id"], owner=owner, status="done", now=now)
+                await job_store.finish_job(conn, job.id, owner=owner, status="done", now=now)
                 return
             recipients, more = await _next_chunk(conn, payload, chunk_size)
             if recipients:
@@ -68,7 +81,7 @@ async def run_fanout_job(herald: Herald, job: dict[str, Any], *, owner: str, bud
             if more:
                 if not await job_store.save_job_progress(
                     conn,
-                    job["id"],
+                    job.id,
                     owner=owner,
                     payload=payload,
                     lease_until=now + lease,
@@ -76,11 +89,11 @@ async def run_fanout_job(herald: Herald, job: dict[str, Any], *, owner: str, bud
                     release=out_of_time,
                 ):
                     await conn.rollback()
-                    raise LostLease(job["id"])
+                    raise LostLease(job.id)
             else:
-                if not await job_store.finish_job(conn, job["id"], owner=owner, status="done", now=now):
+                if not await job_store.finish_job(conn, job.id, owner=owner, status="done", now=now):
                     await conn.rollback()
-                    raise LostLease(job["id"])
+                    raise LostLease(job.id)
                 await notification_store.mark_processed(conn, notification_id, payload["expanded"], now)
         if recipients and INAPP in notification["channels"]:
             metrics.inbox_items_written.inc(len(recipients))

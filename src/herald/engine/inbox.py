@@ -8,7 +8,6 @@ from typing import Any
 
 from herald.core.cursor import decode_cursor, encode_cursor
 from herald.core.errors import NotFound
-from herald.engine import events
 from herald.engine.service import Herald
 from herald.store import announcements as ann_store
 from herald.store import inbox as inbox_store
@@ -160,8 +159,7 @@ async def mark(herald: Herald, user_id: str, item_id: str, action: str) -> None:
         if not await inbox_store.mark_item(conn, user_id, item_id, action, now):
             raise NotFound("inbox item")
         if before is not None and before["read_at"] is None:
-            await events.emit(
-                herald,
+            await herald.events.emit(
                 conn,
                 "message.read",
                 {

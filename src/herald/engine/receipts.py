@@ -6,7 +6,6 @@ import hashlib
 import hmac
 
 from herald.channels.base import Receipt
-from herald.engine import events
 from herald.engine.service import Herald
 from herald.store import deliveries as delivery_store
 from herald.store.types import utcnow
@@ -40,8 +39,7 @@ async def apply_receipts(herald: Herald, channel: str, receipts: list[Receipt]) 
             ):
                 continue
             changed += 1
-            await events.emit(
-                herald,
+            await herald.events.emit(
                 conn,
                 "message.delivered" if receipt.delivered else "message.failed",
                 {

@@ -11,12 +11,13 @@ from typing import Any
 from herald.channels import CHANNELS
 from herald.channels.base import Channel
 from herald.config import Settings
-from herald.engine.events import EventSubscriptions
+from herald.engine.events import EventOutbox
 from herald.engine.ratelimit import RateLimiter, create_rate_limiter
 from herald.engine.sharedcache import create_shared_cache
 from herald.store import announcements as ann_store
 from herald.store.db import Database
 from herald.store.migrate import upgrade
+from herald.store.queue import NOTIFY_OPTION
 from herald.store.secretbox import SecretBox
 
 
@@ -53,13 +54,17 @@ class Herald:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.secret_key = settings.resolved_secret_key()
-        self.db = Database(settings.database_url)
+        self.db = Database(
+            settings.database_url,
+            # transactions that add due work wake PostgreSQL workers (store/queue.py)
+            **({} if settings.is_sqlite or not settings.pg_notify else {"execution_options": {NOTIFY_OPTION: True}}),
+        )
         self.box = SecretBox(self.secret_key)
         self.channels: dict[str, Channel] = {name: cls() for name, cls in CHANNELS.items()}
         self.announcements = AnnouncementCache()
         self.rate_limiter: RateLimiter = create_rate_limiter(settings.redis_url)
         self.shared_cache = create_shared_cache(self.db, settings.redis_url)
-        self.event_subscriptions = EventSubscriptions()
+        self.events = EventOutbox(self.box, self.wake_worker)
         for channel in self.channels.values():
             channel.bind(self.shared_cache)
         self.work_available = asyncio.Event()

@@ -35,6 +35,8 @@ class TriggerRequest:
     send_at: Any = None
     expires_at: Any = None
     channels: list[str] | None = None
+    accounts: dict[str, list[str]] | None = None
+    """``{channel: [account name, ...]}``: send through these accounts (else the type's, else the default)."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,7 @@ async def trigger(herald: Herald, req: TriggerRequest, *, on_commit: OnCommit | 
         "target": req.target,
         "rendered": rendered,
         "audience": req.audience,
+        "accounts": {**(ntype.get("accounts") or {}), **(req.accounts or {})} or None,
         "recipients": len(recipient_ids) if req.audience is None else None,
         "send_at": req.send_at,
         "expires_at": req.expires_at,

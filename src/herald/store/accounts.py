@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald.store.dialect import upsert
+from herald.store.records import Account
 from herald.store.secretbox import SecretBox
 from herald.store.tables import channel_accounts
 from herald.store.types import utcnow
@@ -27,13 +29,20 @@ def _decode(row: Any, box: SecretBox) -> dict[str, Any]:
         "config": config,
         "error": error,
         "default": bool(row["is_default"]),
+        "group": row["routing_group"],
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }
 
 
 async def put_account(
-    conn: AsyncConnection, box: SecretBox, name: str, channel: str, config: dict[str, Any], is_default: bool
+    conn: AsyncConnection,
+    box: SecretBox,
+    name: str,
+    channel: str,
+    config: dict[str, Any],
+    is_default: bool,
+    group: str | None = None,
 ) -> dict[str, Any]:
     now = utcnow()
     if is_default:
@@ -44,12 +53,24 @@ async def put_account(
         )
     sealed = box.seal(json.dumps(config, separators=(",", ":")))
     stmt = upsert(conn, channel_accounts).values(
-        name=name, channel=channel, config_encrypted=sealed, is_default=is_default, created_at=now, updated_at=now
+        name=name,
+        channel=channel,
+        config_encrypted=sealed,
+        is_default=is_default,
+        routing_group=group,
+        created_at=now,
+        updated_at=now,
     )
     await conn.execute(
         stmt.on_conflict_do_update(
             index_elements=[channel_accounts.c.name],
-            set_={"channel": channel, "config_encrypted": sealed, "is_default": is_default, "updated_at": now},
+            set_={
+                "channel": channel,
+                "config_encrypted": sealed,
+                "is_default": is_default,
+                "routing_group": group,
+                "updated_at": now,
+            },
         )
     )
     account = await get_account(conn, box, name)
@@ -72,3 +93,17 @@ async def list_accounts(conn: AsyncConnection, box: SecretBox, channel: str | No
 async def delete_account(conn: AsyncConnection, name: str) -> bool:
     result = await conn.execute(delete(channel_accounts).where(channel_accounts.c.name == name))
     return result.rowcount > 0
+
+
+async def accounts_for(conn: AsyncConnection, box: SecretBox, channels: Sequence[str]) -> list[Account]:
+    """The accounts of these channels, typed, for the worker's routing."""
+    if not channels:
+        return []
+    rows = await conn.execute(
+        select(channel_accounts).where(channel_accounts.c.channel.in_(list(channels))).order_by(channel_accounts.c.name)
+    )
+    out = []
+    for row in rows.mappings():
+        d = _decode(row, box)
+        out.append(Account(d["name"], d["channel"], d["config"], d["default"], d["group"], d["error"]))
+    return out

@@ -11,7 +11,7 @@ from herald.store.dialect import upsert
 from herald.store.tables import notification_types, templates
 from herald.store.types import utcnow
 
-TYPE_FIELDS = ("name", "category", "priority", "channels", "critical", "ttl_seconds", "description")
+TYPE_FIELDS = ("name", "category", "priority", "channels", "critical", "ttl_seconds", "description", "accounts")
 
 
 async def put_type(conn: AsyncConnection, key: str, fields: dict[str, Any]) -> tuple[dict[str, Any], bool]:

@@ -9,7 +9,10 @@ from typing import Any
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from herald.store.queue import lease_due_rows
+from herald.core.enums import DeliveryStatus
+from herald.core.outcomes import Outcome
+from herald.store.queue import lease_due_rows, notify_work
+from herald.store.records import Delivery
 from herald.store.tables import deliveries, delivery_attempts
 
 LIVE = ("pending", "sending")
@@ -18,13 +21,14 @@ LIVE = ("pending", "sending")
 async def insert_deliveries(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
         await conn.execute(insert(deliveries), list(rows))
+        await notify_work(conn)
 
 
 async def claim_due_deliveries(
     conn: AsyncConnection, *, owner: str, now: datetime, lease_until: datetime, limit: int
-) -> list[dict[str, Any]]:
+) -> list[Delivery]:
     """Lease up to ``limit`` due deliveries, high priority first; attempts is counted here."""
-    return await lease_due_rows(
+    rows = await lease_due_rows(
         conn,
         deliveries,
         due_column="next_attempt_at",
@@ -35,54 +39,68 @@ async def claim_due_deliveries(
         lease_until=lease_until,
         limit=limit,
     )
+    return [Delivery.from_row(r) for r in rows]
 
 
-async def finish_delivery(
+async def settle_delivery(
     conn: AsyncConnection,
-    delivery_id: str,
+    delivery: Delivery,
+    outcome: Outcome,
     *,
     owner: str,
+    started_at: datetime,
     now: datetime,
-    status: str,
-    reason: str | None = None,
-    last_error: str | None = None,
-    next_attempt_at: datetime | None = None,
-    provider_message_id: str | None = None,
-    account: str | None = None,
-    uncount_attempt: bool = False,
 ) -> bool:
-    """Record the outcome if this worker still holds the lease; False if it lost it."""
+    """Record ``outcome`` (and the attempt, when it was one) if ``owner`` still holds the lease.
+
+    False, changing nothing, when the lease was lost: another worker has the row now.
+    """
     values: dict[str, Any] = {
-        "status": status,
+        "status": outcome.status.value,
         "lease_owner": None,
         "lease_until": None,
-        "next_attempt_at": next_attempt_at,
+        "next_attempt_at": outcome.next_attempt_at,
         "updated_at": now,
     }
-    if reason is not None:
-        values["reason"] = reason
-    if last_error is not None:
-        values["last_error"] = last_error
-    elif status == "sent":
+    if outcome.reason is not None or outcome.status is DeliveryStatus.SENT:
+        values["reason"] = outcome.reason
+    if outcome.trace_error is not None:
+        values["last_error"] = outcome.trace_error
+    elif outcome.status is DeliveryStatus.SENT:
         values["last_error"] = None  # earlier failures stay in the attempt log
-    if status == "sent" and reason is None:
-        values["reason"] = None
-    if provider_message_id is not None:
-        values["provider_message_id"] = provider_message_id
-    if account is not None:
-        values["account"] = account
-    if uncount_attempt:  # claimed but deliberately not tried (rate limit): the claim's count is undone
-        values["attempts"] = deliveries.c.attempts - 1
+    if outcome.provider_message_id is not None:
+        values["provider_message_id"] = outcome.provider_message_id
+    if outcome.account is not None:
+        values["account"] = outcome.account
+    if not outcome.attempted and outcome.status is DeliveryStatus.PENDING:
+        values["attempts"] = deliveries.c.attempts - 1  # claimed but deliberately not tried
     result = await conn.execute(
         update(deliveries)
-        .where(deliveries.c.id == delivery_id, deliveries.c.lease_owner == owner, deliveries.c.status == "sending")
+        .where(deliveries.c.id == delivery.id, deliveries.c.lease_owner == owner, deliveries.c.status == "sending")
         .values(**values)
     )
-    return result.rowcount > 0
+    if result.rowcount == 0:
+        return False
+    if outcome.attempted:
+        await record_attempt(
+            conn,
+            {
+                "delivery_id": delivery.id,
+                "attempt": delivery.attempts,
+                "worker": owner,
+                "started_at": started_at,
+                "finished_at": now,
+                "outcome": outcome.attempt_label,
+                "account": outcome.account,
+                "code": outcome.code,
+                "error": outcome.attempt_error,
+            },
+        )
+    return True
 
 
 async def release_deliveries(conn: AsyncConnection, ids: Sequence[str], *, owner: str, now: datetime) -> int:
-    """Give leased rows back unattempted (graceful shutdown)."""
+    """Give leased rows back unattempted (shutdown)."""
     if not ids:
         return 0
     result = await conn.execute(

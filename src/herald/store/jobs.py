@@ -9,7 +9,8 @@ from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald.core.ids import new_id
-from herald.store.queue import lease_due_rows
+from herald.store.queue import lease_due_rows, notify_work
+from herald.store.records import Job
 from herald.store.tables import jobs
 
 
@@ -30,14 +31,16 @@ async def enqueue_job(
             updated_at=now,
         )
     )
+    if run_at <= now:
+        await notify_work(conn)
     return job_id
 
 
 async def claim_due_jobs(
     conn: AsyncConnection, *, owner: str, now: datetime, lease_until: datetime, limit: int
-) -> list[dict[str, Any]]:
+) -> list[Job]:
     """Lease due jobs, like deliveries (queue.py)."""
-    return await lease_due_rows(
+    rows = await lease_due_rows(
         conn,
         jobs,
         due_column="run_at",
@@ -48,6 +51,7 @@ async def claim_due_jobs(
         lease_until=lease_until,
         limit=limit,
     )
+    return [Job.from_row(r) for r in rows]
 
 
 async def save_job_progress(

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from herald.store.records import Notification
 from herald.store.tables import notifications
 
 
@@ -40,3 +41,11 @@ async def mark_processed(conn: AsyncConnection, notification_id: str, recipients
         .where(notifications.c.id == notification_id, notifications.c.status != "cancelled")
         .values(status="processed", recipients=recipients, updated_at=now)
     )
+
+
+async def notifications_by_id(conn: AsyncConnection, ids: list[str]) -> dict[str, Notification]:
+    """Typed, for the worker."""
+    if not ids:
+        return {}
+    rows = await conn.execute(select(notifications).where(notifications.c.id.in_(ids)))
+    return {r["id"]: Notification.from_row(r) for r in rows.mappings()}

@@ -11,8 +11,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+WORK_CHANNEL = "herald_work"
+NOTIFY_OPTION = "herald_notify"
+"""Engine execution option: PostgreSQL transactions that add due work NOTIFY the workers."""
+
+
+async def notify_work(conn: AsyncConnection) -> None:
+    """Wake listening workers when this transaction commits (PostgreSQL delivers NOTIFY on commit,
+    once per channel and payload per transaction); nothing elsewhere."""
+    if conn.dialect.name == "postgresql" and conn.sync_connection is not None and conn.sync_connection.get_execution_options().get(NOTIFY_OPTION, False):
+        await conn.execute(text(f"NOTIFY {WORK_CHANNEL}"))
 
 
 async def lease_due_rows(

@@ -69,6 +69,8 @@ notification_types = Table(
     Column("critical", Boolean, nullable=False, default=False),
     Column("ttl_seconds", Integer),
     Column("description", Text),
+    # {channel: [account name, ...]}: the accounts this type sends through (else the default)
+    Column("accounts", JSONType),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
@@ -97,6 +99,8 @@ notifications = Table(
     Column("target", JSONType),
     Column("rendered", JSONType, nullable=False),
     Column("audience", JSONType),
+    # {channel: [account name, ...]}, from the trigger or else its type
+    Column("accounts", JSONType),
     # NULL while an audience is being expanded: the count is known only at the end.
     Column("recipients", Integer),
     Column("send_at", UTCDateTime),
@@ -218,6 +222,7 @@ delivery_attempts = Table(
     Column("started_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime, nullable=False),
     Column("outcome", String(20), nullable=False),
+    Column("account", String(200)),
     Column("code", String(100)),
     Column("error", Text),
 )
@@ -267,6 +272,8 @@ channel_accounts = Table(
     Column("channel", String(40), nullable=False),
     Column("config_encrypted", Text, nullable=False),
     Column("is_default", Boolean, nullable=False, default=False),
+    # Accounts of one group are interchangeable: a retry may fail over between them (and only them).
+    Column("routing_group", String(200)),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_channel_accounts_channel", "channel"),
@@ -294,16 +301,17 @@ send_quotas = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
-# Browsers' push subscriptions (PushSubscription.toJSON()), one per endpoint.
-webpush_subscriptions = Table(
-    "webpush_subscriptions",
+# Addresses a user registers with a channel from their device (a browser's Web Push
+# subscription, ...): one row per address, the channel's own data beside it.
+user_endpoints = Table(
+    "user_endpoints",
     metadata,
-    Column("endpoint", String(2048), primary_key=True),
+    Column("channel", String(40), primary_key=True),
+    Column("address", String(2048), primary_key=True),
     Column("user_id", String(200), nullable=False),
-    Column("p256dh", String(200), nullable=False),
-    Column("auth", String(100), nullable=False),
+    Column("data", JSONType, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
-    Index("ix_webpush_subscriptions_user_id", "user_id"),
+    Index("ix_user_endpoints_user_id", "user_id", "channel"),
 )
 
 # Where Herald tells the business system what happened to its messages (message.sent, ...).

@@ -9,7 +9,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald.store.dialect import upsert
-from herald.store.tables import announcement_marks, deliveries, inbox_items, send_quotas, users, webpush_subscriptions
+from herald.store.records import UserRecord
+from herald.store.tables import announcement_marks, deliveries, inbox_items, send_quotas, user_endpoints, users
 from herald.store.types import utcnow
 
 PROFILE_FIELDS = ("name", "email", "phone", "locale", "timezone", "channels", "tags", "data")
@@ -86,6 +87,15 @@ async def erase_user(conn: AsyncConnection, user_id: str) -> bool:
     await conn.execute(delete(announcement_marks).where(announcement_marks.c.user_id == user_id))
     await conn.execute(delete(deliveries).where(deliveries.c.user_id == user_id))
     await conn.execute(delete(send_quotas).where(send_quotas.c.user_id == user_id))
-    await conn.execute(delete(webpush_subscriptions).where(webpush_subscriptions.c.user_id == user_id))
+    await conn.execute(delete(user_endpoints).where(user_endpoints.c.user_id == user_id))
     result = await conn.execute(delete(users).where(users.c.id == user_id))
     return result.rowcount > 0
+
+
+async def user_records(conn: AsyncConnection, user_ids: Sequence[str]) -> dict[str, UserRecord]:
+    """Typed, for the worker."""
+    out: dict[str, UserRecord] = {}
+    for start in range(0, len(user_ids), 5000):
+        rows = (await conn.execute(select(users).where(users.c.id.in_(user_ids[start : start + 5000])))).mappings()
+        out.update({row["id"]: UserRecord.from_row(row) for row in rows})
+    return out

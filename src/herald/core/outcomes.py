@@ -1,0 +1,87 @@
+"""What handling one delivery came to: one value, settled by the store in one statement.
+
+The worker's stages return an ``Outcome`` as soon as one decides; nothing else carries the
+result of a delivery. Constructors name the cases, so no caller assembles flags by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from herald.core.enums import DeliveryStatus
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: DeliveryStatus
+    reason: str | None = None
+    """Why it ended as it did (skipped, failed, deferred): shown on the delivery."""
+    error: str | None = None
+    code: str | None = None
+    next_attempt_at: datetime | None = None
+    provider_message_id: str | None = None
+    account: str | None = None
+    """The account this attempt used (recorded on the delivery and on the attempt)."""
+    attempted: bool = True
+    """False when the delivery was deliberately not tried (out of budget, deferred): the claim's
+    attempt count is undone and no attempt is logged."""
+    gone: tuple[str, ...] = ()
+    """Addresses the provider says no longer exist: forgotten when the outcome is settled."""
+
+    # -- the cases ------------------------------------------------------------------------------
+
+    @classmethod
+    def sent(cls, provider_message_id: str | None = None, *, gone: tuple[str, ...] = ()) -> Outcome:
+        return cls(DeliveryStatus.SENT, provider_message_id=provider_message_id, gone=gone)
+
+    @classmethod
+    def retry(cls, at: datetime, error: str, *, code: str | None = None, gone: tuple[str, ...] = ()) -> Outcome:
+        """A failed attempt that will be tried again at ``at``."""
+        return cls(DeliveryStatus.PENDING, error=error, code=code, next_attempt_at=at, gone=gone)
+
+    @classmethod
+    def failed(
+        cls, error: str | None, *, reason: str | None = None, code: str | None = None, gone: tuple[str, ...] = ()
+    ) -> Outcome:
+        return cls(DeliveryStatus.FAILED, reason=reason, error=error, code=code, gone=gone)
+
+    @classmethod
+    def skipped(cls, reason: str, *, code: str | None = None, attempted: bool = True) -> Outcome:
+        return cls(DeliveryStatus.SKIPPED, reason=reason, code=code, attempted=attempted)
+
+    @classmethod
+    def deferred(cls, at: datetime, reason: str) -> Outcome:
+        """Not tried now, on purpose (no budget, a quiet window): back to the queue, no attempt used."""
+        return cls(DeliveryStatus.PENDING, reason=reason, next_attempt_at=at, attempted=False)
+
+    @classmethod
+    def cancelled(cls) -> Outcome:
+        return cls(DeliveryStatus.CANCELLED, reason="notification cancelled", attempted=False)
+
+    @classmethod
+    def expired(cls) -> Outcome:
+        return cls(DeliveryStatus.EXPIRED, reason="expired before it could be sent", attempted=False)
+
+    # -- derived --------------------------------------------------------------------------------
+
+    def via(self, account: str | None) -> Outcome:
+        return self if account is None else replace(self, account=account)
+
+    @property
+    def trace_error(self) -> str | None:
+        """``last_error`` as stored: the provider's code in brackets, then the message."""
+        if not self.error:
+            return None
+        return f"[{self.code}] {self.error}" if self.code else self.error
+
+    @property
+    def attempt_label(self) -> str:
+        """The outcome column of the attempt log."""
+        return "retry" if self.status is DeliveryStatus.PENDING else self.status.value
+
+    @property
+    def attempt_error(self) -> str | None:
+        if self.error:
+            return self.error
+        return self.reason if self.status is DeliveryStatus.SKIPPED else None

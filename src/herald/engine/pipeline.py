@@ -1,0 +1,300 @@
+"""One delivery, in named stages: gate → route → budget → build → grant → send.
+
+Each stage takes typed input and returns either what the next stage needs or an ``Outcome``
+that ends the delivery there; ``handle_delivery`` runs them in order and turns anything a stage
+raises into an outcome for this delivery alone. A new rule (preferences, quiet hours, dedup, …)
+is one more stage in ``STAGES`` order, written like these.
+
+Settling (the store write) is the worker's; nothing here writes except the grant stage's
+consumable quota, which must be taken before a send and given back after a failed one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from herald.channels.base import Channel, OutboundMessage, Recipient
+from herald.core.backoff import retry_at, retry_delay
+from herald.core.enums import DeliveryStatus, NotificationStatus
+from herald.core.errors import DeliveryError, RetryableError, SkipDelivery, TerminalError
+from herald.core.locales import pick_locale
+from herald.core.outcomes import Outcome
+from herald.core.records import Endpoint
+from herald.core.routing import Candidate, choose_account
+from herald.engine import metrics
+from herald.engine.ratelimit import RateLimiter
+from herald.store import quotas as quota_store
+from herald.store.db import Database
+from herald.store.records import Account, Delivery, Notification, UserRecord
+from herald.store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The settings the stages follow."""
+
+    max_attempts: int
+    retry_base_seconds: float
+    retry_max_seconds: float
+    send_timeout: float
+    """The longest one channel.send may take."""
+    deadline: float
+    """The longest one delivery may take, all stages together (inside the lease)."""
+    default_locale: str
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the worker loaded for a claimed batch; each delivery takes its own part."""
+
+    notifications: Mapping[str, Notification]
+    users: Mapping[str, UserRecord]
+    accounts: Sequence[Account]
+    endpoints: Mapping[tuple[str, str], Sequence[Endpoint]] = field(default_factory=dict)
+    """``{(channel, user_id): [Endpoint]}`` for channels that use endpoints."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """The channel that really sends (a provider, for a logical channel) and its account."""
+
+    channel: Channel
+    account: Account | None
+    settings: Any
+
+
+@dataclass(frozen=True)
+class Services:
+    """The I/O the stages may use, passed in (not the whole Herald)."""
+
+    db: Database
+    rate_limiter: RateLimiter
+    channels: Mapping[str, Channel]
+
+
+# -- stages ---------------------------------------------------------------------------------------
+
+
+def gate(delivery: Delivery, notification: Notification | None, now: datetime, policy: Policy) -> Outcome | None:
+    """Cancelled, expired, or claimed again and again without an outcome (a crash loop)."""
+    if notification is None or notification.status == NotificationStatus.CANCELLED:
+        return Outcome.cancelled()
+    if delivery.expires_at is not None and delivery.expires_at <= now:
+        return Outcome.expired()
+    if delivery.attempts > policy.max_attempts:
+        return Outcome.failed(
+            delivery.last_error, reason=f"gave up after {delivery.attempts - 1} attempts (no outcome recorded)"
+        )
+    return None
+
+
+def route(
+    delivery: Delivery, notification: Notification, services: Services, accounts: Sequence[Account]
+) -> Route | Outcome:
+    """Pick the account (and, for a logical channel, the provider) this attempt goes through."""
+    channel = services.channels.get(delivery.channel)
+    if channel is None:
+        return Outcome.failed(f"channel '{delivery.channel}' is not installed")
+    if not channel.requires_account and not channel.routes_over:
+        return Route(channel, None, None)
+    # a logical channel's providers are only those with a template for this notification
+    kinds = [k for k in channel.routes_over if k in notification.rendered] or [delivery.channel]
+    usable = [a for a in accounts if a.channel in kinds]
+    readable = [a for a in usable if a.config is not None] or usable
+    by_name = {a.name: a for a in readable}
+    chosen = choose_account(
+        [Candidate(a.name, a.default, a.group, a.weight, a.weighted) for a in readable],
+        named=notification.accounts.get(delivery.channel, ()),
+        logical=bool(channel.routes_over),
+        previous=delivery.account,
+        failed_before=delivery.failed_before,
+    )
+    if chosen is None:
+        return Outcome.skipped(f"no '{delivery.channel}' channel account configured")
+    account = by_name[chosen.name]
+    provider = services.channels.get(account.channel) if channel.routes_over else channel
+    if provider is None:
+        return Outcome.failed(f"channel '{account.channel}' is not installed").via(account.name)
+    if account.config is None:
+        return Outcome.failed(account.error).via(account.name)
+    try:
+        settings = provider.Settings.model_validate(account.config)
+    except ValidationError as exc:
+        return Outcome.failed(f"account '{account.name}' is invalid: {exc}").via(account.name)
+    return Route(provider, account, settings)
+
+
+async def budget(routed: Route, services: Services, now: datetime) -> Outcome | None:
+    """The provider's per-account rate limit: out of budget goes back to the queue, unattempted."""
+    limit = routed.channel.rate_limit
+    if limit is None or routed.account is None:
+        return None
+    wait = await services.rate_limiter.acquire(f"{routed.channel.name}:{routed.account.name}", limit)
+    if wait > 0:
+        return Outcome.deferred(retry_at(now, wait), "rate limited").via(routed.account.name)
+    return None
+
+
+def build(
+    delivery: Delivery, notification: Notification, routed: Route, context: Context, policy: Policy
+) -> OutboundMessage:
+    """The message the channel sends: the rendered template in the recipient's locale."""
+    user = context.users.get(delivery.user_id) or UserRecord(id=delivery.user_id)
+    channel = routed.channel
+    templates = notification.rendered.get(channel.name, {})
+    locale = pick_locale(templates.keys(), user.locale, policy.default_locale)
+    endpoints = context.endpoints.get((channel.name, user.id), ()) if channel.uses_endpoints else ()
+    return OutboundMessage(
+        delivery_id=delivery.id,
+        notification_id=notification.id,
+        type=notification.type_key,
+        category=notification.category,
+        recipient=Recipient(
+            id=user.id,
+            name=user.name,
+            email=user.email,
+            phone=user.phone,
+            locale=user.locale,
+            timezone=user.timezone,
+            channels=dict(user.channels),
+            data=dict(user.data),
+            endpoints=tuple(endpoints),
+        ),
+        content=templates[locale] if locale else {},
+        data=notification.data,
+        attempt=delivery.attempts,
+        created_at=notification.created_at.isoformat(),
+    )
+
+
+async def send(routed: Route, message: OutboundMessage, delivery: Delivery, policy: Policy, now: datetime) -> Outcome:
+    """Call the channel; every way it can end becomes an outcome."""
+    channel = routed.channel
+    clock = time.perf_counter()
+    metrics.sends_in_flight.inc()
+    try:
+        result = await asyncio.wait_for(channel.send(message, routed.settings), policy.send_timeout)
+    except TimeoutError:
+        return retry_or_fail(delivery, RetryableError("send timed out", code="timeout"), policy)
+    except SkipDelivery as exc:
+        return Outcome.skipped(exc.message, code=exc.code)
+    except TerminalError as exc:
+        return Outcome.failed(exc.message, reason="provider refused", code=exc.code, gone=_gone(exc))
+    except RetryableError as exc:
+        return retry_or_fail(delivery, exc, policy, gone=_gone(exc))
+    except DeliveryError as exc:
+        return Outcome.failed(exc.message, code=exc.code)
+    except UnicodeError as exc:  # a payload that cannot be encoded will never be
+        return Outcome.failed(f"payload cannot be encoded: {exc}", code="encoding")
+    finally:
+        metrics.sends_in_flight.dec()
+        metrics.send_seconds.labels(channel.name).observe(time.perf_counter() - clock)
+    known = {e.address for e in message.recipient.endpoints}
+    if known and known <= set(result.gone):
+        return Outcome.skipped("every registered address is gone", code="gone")
+    return Outcome.sent(result.provider_message_id, gone=tuple(result.gone))
+
+
+def _gone(exc: Exception) -> tuple[str, ...]:
+    return tuple(getattr(exc, "gone", ()) or ())
+
+
+def retry_or_fail(delivery: Delivery, exc: RetryableError, policy: Policy, *, gone: tuple[str, ...] = ()) -> Outcome:
+    """Retry later (backoff, the provider's Retry-After honoured up to the ceiling) or give up."""
+    if delivery.attempts >= policy.max_attempts:
+        return Outcome.failed(
+            exc.message, reason=f"gave up after {delivery.attempts} attempts", code=exc.code, gone=gone
+        )
+    delay = retry_delay(
+        delivery.attempts,
+        base=policy.retry_base_seconds,
+        cap=policy.retry_max_seconds,
+        retry_after=exc.retry_after,
+    )
+    return Outcome.retry(retry_at(utcnow(), delay), exc.message, code=exc.code, gone=gone)
+
+
+# -- the consumable grant around a send ------------------------------------------------------------
+
+
+async def take_grant(
+    services: Services, channel: Channel, message: OutboundMessage, now: datetime
+) -> str | Outcome | None:
+    """Take one of the recipient's grants for this send, if the channel needs one (mini-program
+    subscriptions): the grant's key, None when none is needed, or a skip when none is left."""
+    key = channel.quota_key(message)
+    if key is None:
+        return None
+    async with services.db.write() as conn:
+        if not await quota_store.take_one(conn, message.recipient.id, key, now):
+            return Outcome.skipped(f"no subscription quota for {key}")
+    return key
+
+
+async def settle_grant(services: Services, channel: Channel, user_id: str, key: str, outcome: Outcome) -> None:
+    """After a send that did not go out: the provider's refusal zeroes the grants, anything else
+    gives this one back for the retry or the next message."""
+    if outcome.status is DeliveryStatus.SENT:
+        return
+    async with services.db.write() as conn:
+        if outcome.code in channel.quota_exhausted_codes:
+            await quota_store.zero(conn, user_id, key, utcnow())
+        else:
+            await quota_store.give_back(conn, user_id, key, utcnow())
+
+
+# -- the whole ------------------------------------------------------------------------------------
+
+
+async def run_stages(delivery: Delivery, context: Context, services: Services, policy: Policy) -> Outcome:
+    now = utcnow()
+    notification = context.notifications.get(delivery.notification_id)
+    if (stop := gate(delivery, notification, now, policy)) is not None:
+        return stop
+    assert notification is not None
+    routed = route(delivery, notification, services, context.accounts)
+    if isinstance(routed, Outcome):
+        return routed
+    account = routed.account.name if routed.account else None
+    if (stop := await budget(routed, services, now)) is not None:
+        return stop
+    message = build(delivery, notification, routed, context, policy)
+    grant = await take_grant(services, routed.channel, message, now)
+    if isinstance(grant, Outcome):
+        return grant.via(account)
+    try:
+        outcome = await send(routed, message, delivery, policy, now)
+    except BaseException:
+        if grant is not None:  # cancelled or broken mid-send: the grant was not used
+            await settle_grant(services, routed.channel, message.recipient.id, grant, Outcome.cancelled())
+        raise
+    if grant is not None:
+        await settle_grant(services, routed.channel, message.recipient.id, grant, outcome)
+    return outcome.via(account)
+
+
+async def handle_delivery(delivery: Delivery, context: Context, services: Services, policy: Policy) -> Outcome:
+    """The stages under this delivery's own deadline; whatever goes wrong settles this one alone."""
+    try:
+        async with asyncio.timeout(policy.deadline):
+            return await run_stages(delivery, context, services, policy)
+    except TimeoutError:
+        return retry_or_fail(delivery, RetryableError("handling timed out", code="timeout"), policy)
+    except UnicodeError as exc:
+        return Outcome.failed(f"payload cannot be encoded: {exc}", code="encoding")
+    except Exception as exc:  # a channel or stage bug, Redis down in the rate limiter, …
+        log.warning(
+            "delivery %s: %s: %s", delivery.id, type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG)
+        )
+        error = RetryableError(f"{type(exc).__name__}: {exc}"[:2000], code="internal")
+        return retry_or_fail(delivery, error, policy)
