@@ -11,7 +11,20 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from herald import __version__
-from herald.api import callbacks, event_webhooks, keys, me, ops, problems, server
+from herald.api import (
+    accounts,
+    announcements,
+    callbacks,
+    channel_routes,
+    event_webhooks,
+    keys,
+    me,
+    notifications,
+    ops,
+    problems,
+    types,
+    users,
+)
 from herald.api.auth import ApiKeyCache, UserTokenCache
 from herald.api.limits import BodySizeLimit
 from herald.config import Settings
@@ -59,11 +72,15 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.state.user_tokens = UserTokenCache()
     problems.install(app)
     app.include_router(ops.router)
-    app.include_router(server.router)
-    app.include_router(server.public_router)
+    app.include_router(users.router)
+    app.include_router(types.router)
+    app.include_router(notifications.router)
+    app.include_router(announcements.router)
+    app.include_router(accounts.router)
     app.include_router(keys.router)
     app.include_router(event_webhooks.router)
     app.include_router(callbacks.router)
     app.include_router(me.router)
+    app.include_router(channel_routes.channel_router(herald.channels))
     app.add_middleware(BodySizeLimit)
     return app

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
 from herald.channels.base import Channel, ChannelSettings, OutboundMessage, SendResult
-from herald.store.tables import deliveries, webpush_subscriptions
+from herald.store.tables import deliveries, user_endpoints
 from tests.conftest import Harness
 
 P256DH = "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM"
@@ -22,7 +22,9 @@ def subscription(endpoint: str) -> dict[str, Any]:
 
 async def stored(h: Harness) -> list[tuple[str, str]]:
     async with h.herald.db.read() as conn:
-        rows = await conn.execute(select(webpush_subscriptions.c.user_id, webpush_subscriptions.c.endpoint))
+        rows = await conn.execute(
+            select(user_endpoints.c.user_id, user_endpoints.c.address).where(user_endpoints.c.channel == "webpush")
+        )
         return sorted((u, e) for u, e in rows)
 
 
@@ -84,12 +86,13 @@ class FakePush(Channel):
     name = "webpush"
     Settings = _Settings
     requires_template = False
+    uses_endpoints: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self.seen: list[list[str]] = []
 
     async def send(self, message: OutboundMessage, settings: Any) -> SendResult:
-        endpoints = [s["endpoint"] for s in message.recipient.channels["webpush_subscriptions"]]
+        endpoints = [e.address for e in message.recipient.endpoints]
         self.seen.append(endpoints)
         return SendResult(gone=tuple(e for e in endpoints if "gone" in e))
 
@@ -128,7 +131,7 @@ async def test_the_engine_passes_subscriptions_and_forgets_gone_ones(harness: Ha
             for u, s, r in await conn.execute(select(deliveries.c.user_id, deliveries.c.status, deliveries.c.reason))
         )
     assert rows["alice"][0] == "sent"
-    assert rows["bob"] == ("skipped", "every Web Push subscription has expired")
+    assert rows["bob"] == ("skipped", "every registered address is gone")
 
 
 async def test_no_public_key_without_an_account(harness: Harness) -> None:

@@ -38,6 +38,7 @@ from herald.channels.webpush import (
     public_key_of,
 )
 from herald.core.errors import RetryableError, SkipDelivery, TerminalError
+from herald.core.records import Endpoint
 from tests.support import serve_asgi
 
 SUBJECT = "mailto:ops@example.com"
@@ -180,9 +181,26 @@ def subscribe(push: PushService, *names: str) -> list[dict[str, Any]]:
     return subs
 
 
-def message_to(make_message: Callable[..., OutboundMessage], subs: Any, **overrides: Any) -> OutboundMessage:
-    recipient = Recipient(id="u1", name="张三", channels={"webpush_subscriptions": subs})
+def endpoints_of(subs: list[dict[str, Any]]) -> tuple[Endpoint, ...]:
+    """Subscriptions as the engine hands them over: the endpoint as the address, the keys as data."""
+    return tuple(Endpoint(s["endpoint"], dict(s.get("keys", {}))) for s in subs)
+
+
+def message_to(
+    make_message: Callable[..., OutboundMessage], subs: list[dict[str, Any]], **overrides: Any
+) -> OutboundMessage:
+    recipient = Recipient(id="u1", name="张三", endpoints=endpoints_of(subs))
     return make_message(recipient=recipient, **overrides)
+
+
+def test_uses_the_endpoints_users_register() -> None:
+    assert WebPushChannel.uses_endpoints
+    paths = {(r.method, r.path, r.auth) for r in WebPushChannel().routes()}
+    assert paths == {
+        ("GET", "/v1/webpush/public-key", "public"),
+        ("POST", "/v1/me/webpush-subscriptions", "user"),
+        ("DELETE", "/v1/me/webpush-subscriptions", "user"),
+    }
 
 
 def test_registered_as_webpush() -> None:
@@ -351,9 +369,9 @@ async def test_nothing_listening_is_retryable(
         await channel.send(message_to(make_message, [sub]), settings())
 
 
-@pytest.mark.parametrize("subs", [None, [], "nonsense", [{"keys": {}}], [{"endpoint": ""}]])
+@pytest.mark.parametrize("subs", [[], [{"endpoint": ""}], [{"endpoint": "", "keys": {"auth": "x"}}]])
 async def test_no_subscription_skips(
-    channel: WebPushChannel, make_message: Callable[..., OutboundMessage], subs: Any
+    channel: WebPushChannel, make_message: Callable[..., OutboundMessage], subs: list[dict[str, Any]]
 ) -> None:
     with pytest.raises(SkipDelivery, match="no Web Push subscription"):
         await channel.send(message_to(make_message, subs), settings())

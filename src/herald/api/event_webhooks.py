@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from herald.api.auth import AdminKey, HeraldDep
 from herald.api.schemas import KEY_PATTERN
-from herald.api.views import MASK
 from herald.core.errors import Invalid, NotFound
+from herald.engine.accounts import MASK
 from herald.engine.events import EVENT_TYPES
 from herald.store import event_webhooks as store
 
@@ -57,7 +57,7 @@ async def put_event_webhook(name: Name, body: EventWebhookIn, herald: HeraldDep,
                 raise Invalid([("secret", "send the secret itself, not the mask")])
             secret = existing["secret"]
         hook = await store.put_event_webhook(conn, herald.box, name, body.url, secret, body.events)
-    herald.event_subscriptions.invalidate()
+    herald.events.invalidate()
     return _view(hook)
 
 
@@ -82,5 +82,5 @@ async def delete_event_webhook(name: Name, herald: HeraldDep, _: AdminKey) -> Re
     async with herald.db.write() as conn:
         if not await store.delete_event_webhook(conn, name):
             raise NotFound("event webhook")
-    herald.event_subscriptions.invalidate()
+    herald.events.invalidate()
     return Response(status_code=204)

@@ -9,14 +9,10 @@ from fastapi.responses import JSONResponse
 
 from herald.api.auth import CurrentUser, HeraldDep
 from herald.api.limits import refuse_nul_in_url
-from herald.api.schemas import PushEndpointIn, PushSubscriptionIn, ReadAllIn, StatusFilter
-from herald.api.urls import require_public_url
+from herald.api.schemas import ReadAllIn, StatusFilter
 from herald.api.views import inbox_item_view
 from herald.core.enums import Category
-from herald.core.errors import NotFound
 from herald.engine import inbox
-from herald.store import webpush as webpush_store
-from herald.store.types import utcnow
 
 router = APIRouter(prefix="/v1/me", tags=["me"], dependencies=[Depends(refuse_nul_in_url)])
 ItemId = Annotated[str, Path(min_length=1, max_length=40)]
@@ -95,20 +91,3 @@ async def delete_item(item_id: ItemId, user_id: CurrentUser, herald: HeraldDep) 
 @router.get("/banners")
 async def banners(user_id: CurrentUser, herald: HeraldDep) -> dict[str, Any]:
     return {"items": [inbox_item_view(i) for i in await inbox.banners(herald, user_id)]}
-
-
-@router.post("/webpush-subscriptions", status_code=201)
-async def subscribe_webpush(body: PushSubscriptionIn, user_id: CurrentUser, herald: HeraldDep) -> dict[str, Any]:
-    """Save this browser's push subscription for the caller (the endpoint is checked against SSRF)."""
-    await require_public_url(body.endpoint, field="endpoint", allow_private=herald.settings.allow_private_urls)
-    async with herald.db.write() as conn:
-        await webpush_store.save_subscription(conn, user_id, body.endpoint, body.keys.p256dh, body.keys.auth, utcnow())
-    return {"endpoint": body.endpoint, "user_id": user_id}
-
-
-@router.delete("/webpush-subscriptions", status_code=204)
-async def unsubscribe_webpush(body: PushEndpointIn, user_id: CurrentUser, herald: HeraldDep) -> Response:
-    async with herald.db.write() as conn:
-        if not await webpush_store.delete_subscription(conn, user_id, body.endpoint):
-            raise NotFound("push subscription")
-    return Response(status_code=204)

@@ -90,29 +90,9 @@ class TokenIn(Strict):
     expires_in: int = Field(default=3600, ge=60, le=90 * 24 * 3600)
 
 
-class PushKeys(Strict):
-    p256dh: Annotated[str, StringConstraints(min_length=16, max_length=200, pattern=r"^[A-Za-z0-9_=-]+$")]
-    auth: Annotated[str, StringConstraints(min_length=8, max_length=100, pattern=r"^[A-Za-z0-9_=-]+$")]
-
-
-class PushSubscriptionIn(BaseModel):
-    """The browser's PushSubscription.toJSON()."""
-
-    model_config = ConfigDict(extra="ignore")
-    endpoint: Annotated[str, StringConstraints(min_length=8, max_length=2048)]
-    keys: PushKeys
-    expirationTime: int | None = None
-
-
-class PushEndpointIn(Strict):
-    endpoint: Annotated[str, StringConstraints(min_length=8, max_length=2048)]
-
-
-class WechatSubscriptionIn(Strict):
-    """Grants the mini-program reported (wx.requestSubscribeMessage answered "accept")."""
-
-    template_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
-    count: int = Field(default=1, ge=1, le=1000)
+ChannelKey = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+AccountChoice = dict[ChannelKey, Annotated[list[Key], Field(min_length=1, max_length=20)]]
+"""``{channel: [account name, ...]}``: the accounts to send each channel with."""
 
 
 class NotificationTypeIn(Strict):
@@ -125,6 +105,7 @@ class NotificationTypeIn(Strict):
     critical: bool = False
     ttl_seconds: int | None = Field(default=None, ge=1, le=365 * 24 * 3600)
     description: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    accounts: AccountChoice | None = None
 
 
 class TemplateIn(BaseModel):
@@ -167,6 +148,7 @@ class TriggerIn(Strict):
     send_at: AwareDatetime | None = None
     expires_at: AwareDatetime | None = None
     channels: list[Annotated[str, StringConstraints(min_length=1, max_length=40)]] | None = None
+    accounts: AccountChoice | None = None
 
 
 class AnnouncementIn(Strict):
@@ -205,6 +187,8 @@ class ChannelAccountIn(Strict):
     channel: Annotated[str, StringConstraints(min_length=1, max_length=40)]
     config: dict[str, Any] = Field(default_factory=dict)
     default: bool = False
+    group: Key | None = None
+    """Routing group: accounts of one group are interchangeable, a retry may fail over between them."""
 
 
 def rfc3339(value: datetime | None) -> str | None:

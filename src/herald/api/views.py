@@ -5,11 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import SecretStr
-
-from herald.channels.base import ChannelSettings
-
-MASK = "********"
+from herald.engine.accounts import MASK
 
 
 def _t(value: datetime | None) -> str | None:
@@ -42,6 +38,7 @@ def type_view(t: dict[str, Any]) -> dict[str, Any]:
         "critical": t["critical"],
         "ttl_seconds": t["ttl_seconds"],
         "description": t["description"],
+        "accounts": t.get("accounts"),
         "created_at": _t(t["created_at"]),
         "updated_at": _t(t["updated_at"]),
     }
@@ -108,6 +105,7 @@ def delivery_view(d: dict[str, Any], attempts: list[dict[str, Any]]) -> dict[str
             {
                 "attempt": a["attempt"],
                 "outcome": a["outcome"],
+                "account": a.get("account"),
                 "code": a["code"],
                 "error": a["error"],
                 "started_at": _t(a["started_at"]),
@@ -136,18 +134,6 @@ def inapp_delivery_view(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def reveal(settings: ChannelSettings) -> dict[str, Any]:
-    """The settings as stored: secrets in the clear (the store encrypts the whole config)."""
-    out = settings.model_dump(mode="json")
-    for key in settings.secret_fields():
-        value = getattr(settings, key)
-        if isinstance(value, list):
-            out[key] = [v.get_secret_value() if isinstance(v, SecretStr) else v for v in value]
-        else:
-            out[key] = value.get_secret_value() if isinstance(value, SecretStr) else value
-    return out
-
-
 def _mask(value: Any) -> Any:
     if isinstance(value, list):
         return [_mask(v) for v in value]
@@ -158,19 +144,13 @@ def masked_config(config: dict[str, Any], secret_fields: list[str]) -> dict[str,
     return {k: (_mask(v) if k in secret_fields else v) for k, v in config.items()}
 
 
-def is_masked(value: Any) -> bool:
-    """A secret sent back as the API showed it: the mask, or a list of masks."""
-    if isinstance(value, list):
-        return bool(value) and all(v == MASK for v in value)
-    return bool(value == MASK)
-
-
 def account_view(a: dict[str, Any], secret_fields: list[str], callback_url: str | None = None) -> dict[str, Any]:
     view = {
         "name": a["name"],
         "channel": a["channel"],
         "config": masked_config(a["config"] or {}, secret_fields),
         "default": a["default"],
+        "group": a.get("group"),
         "created_at": _t(a["created_at"]),
         "updated_at": _t(a["updated_at"]),
     }

@@ -9,9 +9,12 @@ A subclass declares:
 - ``Template`` (optional): a pydantic model of the channel's template fields (SMS template code,
   WeChat template id and data mapping, robot msgtype, ...), each string a ``${var}`` template;
 - ``rate_limit`` (optional): the provider's per-account limit, enforced by the engine;
-- ``send(message, settings)``: deliver one message or raise a ``herald.core.errors`` error.
+- ``send(message, settings)``: deliver one message or raise a ``herald.core.errors`` error;
+- ``routes()`` (optional): the channel's own HTTP routes (subscriptions, grants, public keys), each a
+  ``ChannelRoute`` whose handler gets a ``ChannelRequest``; the app mounts them.
 
-Channels never touch the store or the API: everything they need arrives in ``OutboundMessage``.
+Channels never touch the store or the API: everything they need arrives in ``OutboundMessage``, or,
+for their routes, through ``ChannelRequest``.
 Subclasses are discovered by importing every module of this package, so adding a channel touches
 nothing else.
 """
@@ -19,10 +22,13 @@ nothing else.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, get_args
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Protocol, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, SecretStr
+
+from herald.core.records import Endpoint, Profile
 
 
 class ChannelSettings(BaseModel):
@@ -41,15 +47,12 @@ def _holds_secret(annotation: Any) -> bool:
 
 
 @dataclass(frozen=True)
-class Recipient:
-    id: str
-    name: str | None = None
-    email: str | None = None
-    phone: str | None = None
-    locale: str | None = None
-    timezone: str | None = None
-    channels: dict[str, Any] = field(default_factory=dict)
-    data: dict[str, Any] = field(default_factory=dict)
+class Recipient(Profile):
+    """The user a message goes to: their profile, and for some channels their registered endpoints."""
+
+    endpoints: tuple[Endpoint, ...] = ()
+    """The addresses this user registered with the channel being sent (only for channels that set
+    ``uses_endpoints``): e.g. their browsers' Web Push subscriptions."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,104 @@ class SharedCache(Protocol):
     async def delete(self, key: str) -> None: ...
 
 
+RouteAuth = Literal["public", "user", "send", "read", "admin"]
+"""Who may call a channel route: anyone; a user token (the route sees only that user); an API key
+with the ``send``, ``read`` or ``admin`` scope (``admin`` passes every scope)."""
+
+RouteMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+BodyT = TypeVar("BodyT", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class PublicAccount:
+    """One of the channel's accounts as its routes may see it: the config without its secret fields."""
+
+    name: str
+    default: bool
+    config: dict[str, Any]
+
+
+class ChannelEndpoints(Protocol):
+    """The addresses the request's user registered with this channel (see ``uses_endpoints``)."""
+
+    async def save(self, address: str, data: dict[str, Any]) -> None:
+        """Register ``address`` for the user; one address is one device, so registering it again
+        (maybe as another user) replaces it."""
+
+    async def delete(self, address: str) -> bool:
+        """Forget one of the user's addresses; False if the user has no such address."""
+
+    async def registered(self) -> list[Endpoint]:
+        """The user's addresses, oldest first."""
+
+
+class ChannelGrants(Protocol):
+    """Consumable per-user send grants for the request's user (e.g. mini-program subscriptions).
+
+    Keys are the channel's own and must start with ``"<channel name>:"``; the engine takes one grant
+    of ``Channel.quota_key(message)`` per send."""
+
+    async def grant(self, key: str, count: int) -> int:
+        """Add ``count`` grants (making the user known); returns how many remain."""
+
+    async def remaining(self, key: str) -> int: ...
+
+
+class ChannelRequest(Protocol):
+    """What a channel route's handler may use; given by the engine. Raise ``herald.core.errors.Invalid``
+    (422 naming fields) or ``NotFound`` (404) for bad requests."""
+
+    @property
+    def user_id(self) -> str:
+        """The caller's user id on ``user`` routes, the path's ``{user_id}`` on API-key routes;
+        RuntimeError on routes with neither."""
+
+    @property
+    def path_params(self) -> Mapping[str, str]: ...
+
+    def body_as(self, model: type[BodyT]) -> BodyT:
+        """The request body, validated as the route's ``body`` model (TypeError for another model)."""
+
+    @property
+    def endpoints(self) -> ChannelEndpoints: ...
+
+    @property
+    def grants(self) -> ChannelGrants: ...
+
+    async def accounts(self) -> list[PublicAccount]:
+        """This channel's accounts (by name), secrets left out."""
+
+    @property
+    def allow_private_urls(self) -> bool:
+        """``HERALD_ALLOW_PRIVATE_URLS``: private, loopback and link-local addresses are allowed."""
+
+    async def require_public_url(self, url: str, *, field: str) -> None:
+        """SSRF check of a user-supplied URL (https only, every resolved address public unless private
+        URLs are allowed); ``Invalid`` naming ``field`` otherwise."""
+
+
+RouteHandler = Callable[[ChannelRequest], Awaitable[dict[str, Any] | None]]
+
+
+@dataclass(frozen=True)
+class ChannelRoute:
+    """One HTTP route a channel declares (``Channel.routes``); the app mounts it under ``path``.
+
+    ``path`` is absolute (``/v1/...``); ``user`` routes live under ``/v1/me/`` and may not take a
+    ``{user_id}``. The handler's dict is the JSON answer (None for a 204). ``idempotent`` POSTs honour
+    ``Idempotency-Key`` like every POST that creates something.
+    """
+
+    method: RouteMethod
+    path: str
+    handler: RouteHandler
+    auth: RouteAuth
+    body: type[BaseModel] | None = None
+    status_code: int = 200
+    summary: str = ""
+    idempotent: bool = False
+
+
 class Channel(ABC):
     name: ClassVar[str]
     title: ClassVar[str] = ""
@@ -121,9 +222,15 @@ class Channel(ABC):
     """Optional model of this channel's template fields, checked when a template is saved."""
     rate_limit: ClassVar[RateLimit | None] = None
     """The provider's per-account limit; a delivery without a token waits in the queue."""
+    routes_for: ClassVar[str | None] = None
+    """A provider of a logical channel (``sms_aliyun`` and ``sms_tencent`` route for ``sms``): a
+    delivery of the logical channel goes through one account of its providers, chosen by weight,
+    failing over between them. The logical channel is a ``Channel`` with ``routes_over`` set."""
     routes_over: ClassVar[tuple[str, ...]] = ()
-    """A routing channel (``sms``) sends nothing itself: each delivery goes through one account of
-    these channels, chosen by weight, failing over between them; their templates are used."""
+    """Set by the registry on a logical channel: the providers that declared ``routes_for`` it."""
+    uses_endpoints: ClassVar[bool] = False
+    """The engine hands this channel the addresses users registered with it (``Recipient.endpoints``)
+    and forgets those a send reports ``gone``."""
 
     @abstractmethod
     async def send(self, message: OutboundMessage, settings: Any) -> SendResult:
@@ -151,6 +258,10 @@ class Channel(ABC):
         template), or None. The engine takes one before ``send`` and skips the delivery when none is
         left; it gives the grant back when the send fails for another reason."""
         return None
+
+    def routes(self) -> Sequence[ChannelRoute]:
+        """The channel's own HTTP routes (subscriptions, grants, public keys), mounted by the app."""
+        return ()
 
     def bind(self, cache: SharedCache) -> None:
         """Called by the engine once per process, before any send."""

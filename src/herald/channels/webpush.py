@@ -1,8 +1,11 @@
 """Web Push (RFC 8030) with VAPID (RFC 8292) and aes128gcm payload encryption (RFC 8291), via pywebpush.
 
-The engine hands over the user's browser subscriptions in ``recipient.channels["webpush_subscriptions"]``
-(each one ``PushSubscription.toJSON()``); one message goes to every subscription. Endpoints the push
-service reports as gone (404/410) come back in ``SendResult.gone`` so the engine forgets them.
+Browsers subscribe through the channel's own routes: ``GET /v1/webpush/public-key`` (the VAPID
+applicationServerKey, public) and ``POST``/``DELETE /v1/me/webpush-subscriptions`` (user token; the
+endpoint is checked against SSRF), stored as the user's endpoints (address = the endpoint, data =
+``{"p256dh", "auth"}``). The engine hands them over in ``recipient.endpoints``; one message goes to
+every subscription. Endpoints the push service reports as gone (404/410) come back in ``gone`` so the
+engine forgets them.
 """
 
 from __future__ import annotations
@@ -12,22 +15,30 @@ import base64
 import json
 import os
 import socket
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid  # type: ignore[import-untyped]
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
 from pywebpush import WebPushException, webpush  # type: ignore[import-untyped]
 
 from herald.channels._http import parse_retry_after
-from herald.channels.base import Channel, ChannelSettings, OutboundMessage, SendResult
-from herald.core.errors import RetryableError, SkipDelivery, TerminalError
+from herald.channels.base import (
+    Channel,
+    ChannelRequest,
+    ChannelRoute,
+    ChannelSettings,
+    OutboundMessage,
+    SendResult,
+)
+from herald.core.errors import NotFound, RetryableError, SkipDelivery, TerminalError
+from herald.core.records import Endpoint
 from herald.core.urls import UnsafeURL, is_public_address, split_public_url
 
-SUBSCRIPTIONS_KEY = "webpush_subscriptions"
 ALLOW_PRIVATE_ENV = "HERALD_ALLOW_PRIVATE_URLS"
 GONE_STATUSES = frozenset({404, 410})
 RETRYABLE_STATUSES = frozenset({408, 429})
@@ -125,6 +136,49 @@ class WebPushSettings(ChannelSettings):
         return value
 
 
+class PushKeys(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    p256dh: Annotated[str, StringConstraints(min_length=16, max_length=200, pattern=r"^[A-Za-z0-9_=-]+$")]
+    auth: Annotated[str, StringConstraints(min_length=8, max_length=100, pattern=r"^[A-Za-z0-9_=-]+$")]
+
+
+class PushSubscriptionIn(BaseModel):
+    """The browser's PushSubscription.toJSON()."""
+
+    model_config = ConfigDict(extra="ignore")
+    endpoint: Annotated[str, StringConstraints(min_length=8, max_length=2048)]
+    keys: PushKeys
+    expirationTime: int | None = None  # the browser's own field name
+
+
+class PushEndpointIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    endpoint: Annotated[str, StringConstraints(min_length=8, max_length=2048)]
+
+
+async def webpush_public_key(request: ChannelRequest) -> dict[str, Any]:
+    """The applicationServerKey browsers subscribe with (public by nature: no credentials needed)."""
+    accounts = await request.accounts()
+    account = next((a for a in accounts if a.default), accounts[0] if accounts else None)
+    if account is None or not account.config.get("vapid_public_key"):
+        raise NotFound("Web Push account")
+    return {"public_key": account.config["vapid_public_key"], "account": account.name}
+
+
+async def subscribe_webpush(request: ChannelRequest) -> dict[str, Any]:
+    """Save this browser's push subscription for the caller (the endpoint is checked against SSRF)."""
+    body = request.body_as(PushSubscriptionIn)
+    await request.require_public_url(body.endpoint, field="endpoint")
+    await request.endpoints.save(body.endpoint, {"p256dh": body.keys.p256dh, "auth": body.keys.auth})
+    return {"endpoint": body.endpoint, "user_id": request.user_id}
+
+
+async def unsubscribe_webpush(request: ChannelRequest) -> None:
+    """Forget one of the caller's push subscriptions (404 if the caller has no such endpoint)."""
+    if not await request.endpoints.delete(request.body_as(PushEndpointIn).endpoint):
+        raise NotFound("push subscription")
+
+
 class WebPushRetryableError(RetryableError):
     """No subscription accepted the message and one may later; ``gone`` lists endpoints seen gone."""
 
@@ -168,6 +222,32 @@ class WebPushChannel(Channel):
     title = "Web Push"
     Settings = WebPushSettings
     requires_template = True
+    uses_endpoints: ClassVar[bool] = True
+
+    def routes(self) -> Sequence[ChannelRoute]:
+        return (
+            ChannelRoute(
+                "GET", "/v1/webpush/public-key", webpush_public_key, auth="public", summary="Web Push public key"
+            ),
+            ChannelRoute(
+                "POST",
+                "/v1/me/webpush-subscriptions",
+                subscribe_webpush,
+                auth="user",
+                body=PushSubscriptionIn,
+                status_code=201,
+                summary="Subscribe this browser",
+            ),
+            ChannelRoute(
+                "DELETE",
+                "/v1/me/webpush-subscriptions",
+                unsubscribe_webpush,
+                auth="user",
+                body=PushEndpointIn,
+                status_code=204,
+                summary="Unsubscribe a browser",
+            ),
+        )
 
     @classmethod
     def complete_settings(cls, config: dict[str, Any], stored: dict[str, Any] | None) -> dict[str, Any]:
@@ -187,7 +267,7 @@ class WebPushChannel(Channel):
         return {**config, "vapid_private_key": private, "vapid_public_key": public}
 
     async def send(self, message: OutboundMessage, settings: WebPushSettings) -> SendResult:
-        subscriptions = unique_subscriptions(message.recipient.channels.get(SUBSCRIPTIONS_KEY))
+        subscriptions = unique_subscriptions(message.recipient.endpoints)
         if not subscriptions:
             raise SkipDelivery("no Web Push subscription")
         if settings.vapid_private_key is None:
@@ -216,14 +296,14 @@ class WebPushChannel(Channel):
         return await asyncio.to_thread(post_to_push_service, subscription, payload, vapid, settings)
 
 
-def unique_subscriptions(value: Any) -> list[dict[str, Any]]:
-    """Subscriptions as given, one per endpoint; entries without an endpoint are ignored."""
-    if not isinstance(value, list):
-        return []
+def unique_subscriptions(endpoints: Iterable[Endpoint]) -> list[dict[str, Any]]:
+    """The endpoints as pywebpush subscriptions (``{"endpoint", "keys": {"p256dh", "auth"}}``), one per
+    address; empty addresses are ignored."""
     seen: dict[str, dict[str, Any]] = {}
-    for item in value:
-        if isinstance(item, dict) and isinstance(item.get("endpoint"), str) and item["endpoint"]:
-            seen.setdefault(item["endpoint"], item)
+    for endpoint in endpoints:
+        if endpoint.address:
+            keys = {k: endpoint.data[k] for k in ("p256dh", "auth") if k in endpoint.data}
+            seen.setdefault(endpoint.address, {"endpoint": endpoint.address, "keys": keys})
     return list(seen.values())
 
 

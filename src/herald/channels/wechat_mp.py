@@ -5,16 +5,19 @@ with ``{"touser", "template_id", "page"?, "miniprogram_state", "lang", "data": {
 ``{"errcode": 0, "msgid": …}`` on success.
 
 A one-time subscription lets the app send one message per grant the user gave in the mini-program
-(``wx.requestSubscribeMessage``). That quota per (user, template) is the engine's: it consumes one
-before calling ``send`` and skips the delivery when none is left; 43101 ("user refuse to accept the
-msg", no grant left on WeChat's side) is terminal here and the engine zeroes the quota on that code.
+(``wx.requestSubscribeMessage``). The business backend records the grants through the channel's own
+route ``POST /v1/users/{user_id}/wechat-subscriptions`` (send key, idempotent); the engine consumes
+one grant of ``quota_key`` before calling ``send`` and skips the delivery when none is left; 43101
+("user refuse to accept the msg", no grant left on WeChat's side) is terminal here and the engine
+zeroes the quota on that code.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from collections.abc import Sequence
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from herald.channels._wechat import (
     DAILY_QUOTA,
@@ -26,7 +29,7 @@ from herald.channels._wechat import (
     parse_content,
     wrap_values,
 )
-from herald.channels.base import OutboundMessage, SendResult
+from herald.channels.base import ChannelRequest, ChannelRoute, OutboundMessage, SendResult
 from herald.core.errors import SkipDelivery
 
 SEND_PATH = "/cgi-bin/message/subscribe/send"
@@ -69,6 +72,26 @@ class WeChatMPTemplate(BaseModel):
         return value if value and value.strip() else None
 
 
+class WechatSubscriptionIn(BaseModel):
+    """Grants the mini-program reported (wx.requestSubscribeMessage answered "accept")."""
+
+    model_config = ConfigDict(extra="forbid")
+    template_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    count: int = Field(default=1, ge=1, le=1000)
+
+
+def grant_key(template_id: str) -> str:
+    """The user's grants for one subscribe-message template: recorded by the route, taken per send."""
+    return f"{WeChatMPChannel.name}:{template_id}"
+
+
+async def grant_wechat_subscriptions(request: ChannelRequest) -> dict[str, Any]:
+    """Record one-time subscription grants for a mini-program template; each send consumes one."""
+    body = request.body_as(WechatSubscriptionIn)
+    left = await request.grants.grant(grant_key(body.template_id), body.count)
+    return {"user_id": request.user_id, "template_id": body.template_id, "remaining": left}
+
+
 class WeChatMPChannel(WeChatChannel):
     name = "wechat_mp"
     title = "WeChat mini-program / 微信小程序订阅消息"
@@ -80,9 +103,23 @@ class WeChatMPChannel(WeChatChannel):
     # POST /v1/users/{id}/wechat-subscriptions); 43101 means the user has none left.
     quota_exhausted_codes: ClassVar[frozenset[str]] = frozenset({QUOTA_EXHAUSTED_CODE})
 
+    def routes(self) -> Sequence[ChannelRoute]:
+        return (
+            ChannelRoute(
+                "POST",
+                "/v1/users/{user_id}/wechat-subscriptions",
+                grant_wechat_subscriptions,
+                auth="send",
+                body=WechatSubscriptionIn,
+                status_code=201,
+                summary="Record WeChat mini-program subscription grants",
+                idempotent=True,
+            ),
+        )
+
     def quota_key(self, message: OutboundMessage) -> str | None:
         template_id = subscription_template_id(message.content)
-        return f"wechat_mp:{template_id}" if template_id else None
+        return grant_key(template_id) if template_id else None
 
     async def send(self, message: OutboundMessage, settings: WeChatMPSettings) -> SendResult:
         openid = message.recipient.channels.get(OPENID_KEY)

@@ -47,8 +47,10 @@ class Outcome:
         return cls(DeliveryStatus.FAILED, reason=reason, error=error, code=code, gone=gone)
 
     @classmethod
-    def skipped(cls, reason: str, *, code: str | None = None, attempted: bool = True) -> Outcome:
-        return cls(DeliveryStatus.SKIPPED, reason=reason, code=code, attempted=attempted)
+    def skipped(
+        cls, reason: str, *, code: str | None = None, attempted: bool = True, gone: tuple[str, ...] = ()
+    ) -> Outcome:
+        return cls(DeliveryStatus.SKIPPED, reason=reason, code=code, attempted=attempted, gone=gone)
 
     @classmethod
     def deferred(cls, at: datetime, reason: str) -> Outcome:

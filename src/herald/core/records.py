@@ -13,3 +13,18 @@ class Endpoint:
 
     address: str
     data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A recipient as the business system described them: addresses, locale, timezone, data."""
+
+    id: str
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    locale: str | None = None
+    timezone: str | None = None
+    channels: dict[str, Any] = field(default_factory=dict)
+    """Per-channel addresses (``wechat_oa_openid``, ``dingtalk_userid``, …)."""
+    data: dict[str, Any] = field(default_factory=dict)

@@ -27,13 +27,13 @@ from herald.core.enums import DeliveryStatus, NotificationStatus
 from herald.core.errors import DeliveryError, RetryableError, SkipDelivery, TerminalError
 from herald.core.locales import pick_locale
 from herald.core.outcomes import Outcome
-from herald.core.records import Endpoint
+from herald.core.records import Endpoint, Profile
 from herald.core.routing import Candidate, choose_account
 from herald.engine import metrics
 from herald.engine.ratelimit import RateLimiter
 from herald.store import quotas as quota_store
 from herald.store.db import Database
-from herald.store.records import Account, Delivery, Notification, UserRecord
+from herald.store.records import Account, Delivery, Notification
 from herald.store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class Context:
     """What the worker loaded for a claimed batch; each delivery takes its own part."""
 
     notifications: Mapping[str, Notification]
-    users: Mapping[str, UserRecord]
+    users: Mapping[str, Profile]
     accounts: Sequence[Account]
     endpoints: Mapping[tuple[str, str], Sequence[Endpoint]] = field(default_factory=dict)
     """``{(channel, user_id): [Endpoint]}`` for channels that use endpoints."""
@@ -149,7 +149,7 @@ def build(
     delivery: Delivery, notification: Notification, routed: Route, context: Context, policy: Policy
 ) -> OutboundMessage:
     """The message the channel sends: the rendered template in the recipient's locale."""
-    user = context.users.get(delivery.user_id) or UserRecord(id=delivery.user_id)
+    user = context.users.get(delivery.user_id) or Profile(id=delivery.user_id)
     channel = routed.channel
     templates = notification.rendered.get(channel.name, {})
     locale = pick_locale(templates.keys(), user.locale, policy.default_locale)
@@ -159,17 +159,7 @@ def build(
         notification_id=notification.id,
         type=notification.type_key,
         category=notification.category,
-        recipient=Recipient(
-            id=user.id,
-            name=user.name,
-            email=user.email,
-            phone=user.phone,
-            locale=user.locale,
-            timezone=user.timezone,
-            channels=dict(user.channels),
-            data=dict(user.data),
-            endpoints=tuple(endpoints),
-        ),
+        recipient=Recipient(**vars(user), endpoints=tuple(endpoints)),
         content=templates[locale] if locale else {},
         data=notification.data,
         attempt=delivery.attempts,
@@ -201,7 +191,7 @@ async def send(routed: Route, message: OutboundMessage, delivery: Delivery, poli
         metrics.send_seconds.labels(channel.name).observe(time.perf_counter() - clock)
     known = {e.address for e in message.recipient.endpoints}
     if known and known <= set(result.gone):
-        return Outcome.skipped("every registered address is gone", code="gone")
+        return Outcome.skipped("every registered address is gone", code="gone", gone=tuple(result.gone))
     return Outcome.sent(result.provider_message_id, gone=tuple(result.gone))
 
 

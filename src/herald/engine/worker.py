@@ -197,7 +197,7 @@ class Worker:
         kinds = {k for n in names if (c := channels.get(n)) for k in (n, *c.routes_over)}
         async with self.herald.db.read() as conn:
             notifications = await notification_store.notifications_by_id(conn, list({d.notification_id for d in batch}))
-            users = await user_store.user_records(conn, list({d.user_id for d in batch}))
+            users = await user_store.profiles(conn, list({d.user_id for d in batch}))
             accounts = await account_store.accounts_for(conn, self.herald.box, sorted(kinds))
             endpoints = {}
             for kind in sorted(kinds):
@@ -279,6 +279,9 @@ class Worker:
 
     async def _run_job(self, job: Job) -> None:
         handler = self.handlers.get(job.kind)
+        if job.attempts > self.policy.max_attempts:  # claimed again and again without finishing: a crash loop
+            await self._finish_job(job, "failed", f"gave up after {job.attempts - 1} attempts (no outcome recorded)")
+            return
         try:
             if handler is None:
                 raise PermanentJobError(f"no handler for job kind {job.kind!r}")

@@ -17,6 +17,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from herald.config import DatabaseBackend, backend_for_url
+
 
 def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite's own handling is off).
@@ -35,7 +37,8 @@ def _sqlite_begin(conn: Connection) -> None:
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    if url.startswith("sqlite"):
+    """An engine for ``url``; ``ValueError`` for a scheme Herald does not run on (config.py)."""
+    if backend_for_url(url) is DatabaseBackend.SQLITE:
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
@@ -50,9 +53,10 @@ class Database:
 
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
+        self.backend = backend_for_url(url)
         self.engine = create_engine(url, **engine_kwargs)
-        self.is_sqlite = self.engine.dialect.name == "sqlite"
-        self.is_postgres = self.engine.dialect.name == "postgresql"
+        self.is_sqlite = self.backend is DatabaseBackend.SQLITE
+        self.is_postgres = self.backend is DatabaseBackend.POSTGRESQL
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
     @asynccontextmanager

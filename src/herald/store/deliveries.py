@@ -11,11 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald.core.enums import DeliveryStatus
 from herald.core.outcomes import Outcome
-from herald.store.queue import lease_due_rows, notify_work
+from herald.store.dialect import upsert
+from herald.store.queue import Queue, lease_due_rows, notify_work
 from herald.store.records import Delivery
 from herald.store.tables import deliveries, delivery_attempts
 
 LIVE = ("pending", "sending")
+QUEUE = Queue(deliveries, due_column="next_attempt_at", live_statuses=LIVE, leased_status="sending")
 
 
 async def insert_deliveries(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
@@ -28,17 +30,7 @@ async def claim_due_deliveries(
     conn: AsyncConnection, *, owner: str, now: datetime, lease_until: datetime, limit: int
 ) -> list[Delivery]:
     """Lease up to ``limit`` due deliveries, high priority first; attempts is counted here."""
-    rows = await lease_due_rows(
-        conn,
-        deliveries,
-        due_column="next_attempt_at",
-        live_statuses=LIVE,
-        leased_status="sending",
-        owner=owner,
-        now=now,
-        lease_until=lease_until,
-        limit=limit,
-    )
+    rows = await lease_due_rows(conn, QUEUE, owner=owner, now=now, lease_until=lease_until, limit=limit)
     return [Delivery.from_row(r) for r in rows]
 
 
@@ -120,13 +112,7 @@ async def release_deliveries(conn: AsyncConnection, ids: Sequence[str], *, owner
 
 async def record_attempt(conn: AsyncConnection, row: dict[str, Any]) -> None:
     # A retried claim after a crash can reuse an attempt number; keep the first record.
-    exists = await conn.execute(
-        select(delivery_attempts.c.attempt).where(
-            delivery_attempts.c.delivery_id == row["delivery_id"], delivery_attempts.c.attempt == row["attempt"]
-        )
-    )
-    if exists.first() is None:
-        await conn.execute(insert(delivery_attempts).values(**row))
+    await conn.execute(upsert(conn, delivery_attempts).values(**row).on_conflict_do_nothing())
 
 
 async def deliveries_of(conn: AsyncConnection, notification_id: str) -> list[dict[str, Any]]:

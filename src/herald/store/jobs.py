@@ -9,9 +9,11 @@ from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald.core.ids import new_id
-from herald.store.queue import lease_due_rows, notify_work
+from herald.store.queue import Queue, lease_due_rows, notify_work
 from herald.store.records import Job
 from herald.store.tables import jobs
+
+QUEUE = Queue(jobs, due_column="run_at", live_statuses=("pending", "running"), leased_status="running")
 
 
 async def enqueue_job(
@@ -40,17 +42,7 @@ async def claim_due_jobs(
     conn: AsyncConnection, *, owner: str, now: datetime, lease_until: datetime, limit: int
 ) -> list[Job]:
     """Lease due jobs, like deliveries (queue.py)."""
-    rows = await lease_due_rows(
-        conn,
-        jobs,
-        due_column="run_at",
-        live_statuses=("pending", "running"),
-        leased_status="running",
-        owner=owner,
-        now=now,
-        lease_until=lease_until,
-        limit=limit,
-    )
+    rows = await lease_due_rows(conn, QUEUE, owner=owner, now=now, lease_until=lease_until, limit=limit)
     return [Job.from_row(r) for r in rows]
 
 
@@ -72,7 +64,9 @@ async def save_job_progress(
     """
     values: dict[str, Any] = {"payload": payload, "updated_at": now}
     if release:
-        values.update(status="pending", lease_owner=None, lease_until=None, run_at=now)
+        # handed back between chunks, not failed: the claim's attempt is undone, so a long fan-out
+        # does not run out of attempts without ever failing
+        values.update(status="pending", lease_owner=None, lease_until=None, run_at=now, attempts=jobs.c.attempts - 1)
     else:
         values.update(lease_until=lease_until, run_at=lease_until)
     result = await conn.execute(

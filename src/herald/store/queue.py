@@ -8,6 +8,7 @@ worker died becomes due again by itself.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,22 +23,30 @@ NOTIFY_OPTION = "herald_notify"
 async def notify_work(conn: AsyncConnection) -> None:
     """Wake listening workers when this transaction commits (PostgreSQL delivers NOTIFY on commit,
     once per channel and payload per transaction); nothing elsewhere."""
-    if conn.dialect.name == "postgresql" and conn.sync_connection is not None and conn.sync_connection.get_execution_options().get(NOTIFY_OPTION, False):
+    if (
+        conn.dialect.name == "postgresql"
+        and conn.sync_connection is not None
+        and conn.sync_connection.get_execution_options().get(NOTIFY_OPTION, False)
+    ):
         await conn.execute(text(f"NOTIFY {WORK_CHANNEL}"))
 
 
+@dataclass(frozen=True)
+class Queue:
+    """A table used as a work queue: which column says when a row is due, which statuses are
+    waiting or leased."""
+
+    table: Table
+    due_column: str
+    live_statuses: tuple[str, ...]
+    leased_status: str
+
+
 async def lease_due_rows(
-    conn: AsyncConnection,
-    table: Table,
-    *,
-    due_column: str,
-    live_statuses: tuple[str, ...],
-    leased_status: str,
-    owner: str,
-    now: datetime,
-    lease_until: datetime,
-    limit: int,
+    conn: AsyncConnection, queue: Queue, *, owner: str, now: datetime, lease_until: datetime, limit: int
 ) -> list[dict[str, Any]]:
+    table, due_column = queue.table, queue.due_column
+    live_statuses, leased_status = queue.live_statuses, queue.leased_status
     due_col = table.c[due_column]
     due = (
         select(table.c.id)

@@ -4,11 +4,17 @@ error, not a runtime ``KeyError``."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
 from herald.core.enums import DeliveryStatus
+from herald.core.records import Profile
+
+
+def _columns(cls: type, row: Mapping[Any, Any]) -> dict[str, Any]:
+    """The row's value for each field of the dataclass ``cls`` (fields are named after columns)."""
+    return {f.name: row[f.name] for f in fields(cls)}
 
 
 @dataclass(frozen=True)
@@ -34,26 +40,8 @@ class Delivery:
     updated_at: datetime | None = None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Delivery:
-        return cls(
-            id=row["id"],
-            notification_id=row["notification_id"],
-            user_id=row["user_id"],
-            channel=row["channel"],
-            status=DeliveryStatus(row["status"]),
-            priority=int(row["priority"]),
-            attempts=int(row["attempts"]),
-            account=row["account"],
-            reason=row["reason"],
-            last_error=row["last_error"],
-            provider_message_id=row["provider_message_id"],
-            next_attempt_at=row["next_attempt_at"],
-            lease_owner=row["lease_owner"],
-            lease_until=row["lease_until"],
-            expires_at=row["expires_at"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-        )
+    def from_row(cls, row: Mapping[Any, Any]) -> Delivery:
+        return cls(**{**_columns(cls, row), "status": DeliveryStatus(row["status"])})
 
     @property
     def failed_before(self) -> bool:
@@ -75,19 +63,8 @@ class Job:
     last_error: str | None = None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Job:
-        return cls(
-            id=row["id"],
-            kind=row["kind"],
-            payload=dict(row["payload"] or {}),
-            status=row["status"],
-            priority=int(row["priority"]),
-            attempts=int(row["attempts"]),
-            run_at=row["run_at"],
-            lease_owner=row["lease_owner"],
-            lease_until=row["lease_until"],
-            last_error=row["last_error"],
-        )
+    def from_row(cls, row: Mapping[Any, Any]) -> Job:
+        return cls(**{**_columns(cls, row), "payload": dict(row["payload"] or {})})
 
 
 @dataclass(frozen=True)
@@ -110,23 +87,8 @@ class Notification:
     expires_at: datetime | None = None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Notification:
-        return cls(
-            id=row["id"],
-            type_key=row["type_key"],
-            category=row["category"],
-            priority=row["priority"],
-            status=row["status"],
-            channels=list(row["channels"] or []),
-            data=dict(row["data"] or {}),
-            rendered=dict(row["rendered"] or {}),
-            created_at=row["created_at"],
-            accounts=dict(row["accounts"] or {}),
-            actor=row["actor"],
-            target=row["target"],
-            send_at=row["send_at"],
-            expires_at=row["expires_at"],
-        )
+    def from_row(cls, row: Mapping[Any, Any]) -> Notification:
+        return cls(**{**_columns(cls, row), "accounts": dict(row["accounts"] or {})})
 
 
 @dataclass(frozen=True)
@@ -150,28 +112,7 @@ class Account:
         return "weight" in (self.config or {})
 
 
-@dataclass(frozen=True)
-class UserRecord:
-    id: str
-    name: str | None = None
-    email: str | None = None
-    phone: str | None = None
-    locale: str | None = None
-    timezone: str | None = None
-    channels: dict[str, Any] = field(default_factory=dict)
-    tags: list[str] = field(default_factory=list)
-    data: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> UserRecord:
-        return cls(
-            id=row["id"],
-            name=row["name"],
-            email=row["email"],
-            phone=row["phone"],
-            locale=row["locale"],
-            timezone=row["timezone"],
-            channels=dict(row["channels"] or {}),
-            tags=list(row["tags"] or []),
-            data=dict(row["data"] or {}),
-        )
+def profile_from_row(row: Mapping[Any, Any]) -> Profile:
+    return Profile(
+        **{**_columns(Profile, row), "channels": dict(row["channels"] or {}), "data": dict(row["data"] or {})}
+    )

@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from herald.core.records import Profile
 from herald.store.dialect import upsert
-from herald.store.records import UserRecord
+from herald.store.records import profile_from_row
 from herald.store.tables import announcement_marks, deliveries, inbox_items, send_quotas, user_endpoints, users
 from herald.store.types import utcnow
 
@@ -92,10 +93,10 @@ async def erase_user(conn: AsyncConnection, user_id: str) -> bool:
     return result.rowcount > 0
 
 
-async def user_records(conn: AsyncConnection, user_ids: Sequence[str]) -> dict[str, UserRecord]:
+async def profiles(conn: AsyncConnection, user_ids: Sequence[str]) -> dict[str, Profile]:
     """Typed, for the worker."""
-    out: dict[str, UserRecord] = {}
+    out: dict[str, Profile] = {}
     for start in range(0, len(user_ids), 5000):
         rows = (await conn.execute(select(users).where(users.c.id.in_(user_ids[start : start + 5000])))).mappings()
-        out.update({row["id"]: UserRecord.from_row(row) for row in rows})
+        out.update({row["id"]: profile_from_row(row) for row in rows})
     return out

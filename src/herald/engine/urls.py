@@ -10,6 +10,8 @@ from herald.core.urls import UnsafeURL, is_public_address, split_public_url
 
 
 async def require_public_url(url: str, *, field: str, allow_private: bool) -> None:
+    """``Invalid`` naming ``field`` unless ``url`` is https (http too when private URLs are allowed)
+    and every address its host resolves to is public (skipped when private URLs are allowed)."""
     try:
         host, port = split_public_url(url, allow_private=allow_private)
     except UnsafeURL as exc:

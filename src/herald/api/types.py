@@ -1,0 +1,141 @@
+"""Notification types and their templates (API key), and template previews."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import ValidationError
+
+from herald.api.auth import AdminKey, HeraldDep, ReadKey
+from herald.api.limits import refuse_nul_in_url
+from herald.api.params import ChannelName, Cursor, Limit, TypeKey
+from herald.api.schemas import Locale, NotificationTypeIn, PreviewIn, TemplateIn, nul_path
+from herald.api.views import type_view
+from herald.core.cursor import decode_key_cursor, encode_key_cursor
+from herald.core.errors import Invalid, NotFound, TemplateError
+from herald.core.locales import pick_locale
+from herald.core.templates import render_fields, validate_fields
+from herald.engine.accounts import check_account_choice
+from herald.engine.service import Herald
+from herald.store import catalog
+
+router = APIRouter(prefix="/v1", tags=["types"], dependencies=[Depends(refuse_nul_in_url)])
+
+
+def _check_channels(herald: Herald, channels: list[str], field: str = "channels") -> None:
+    unknown = [(f"{field}.{i}", f"unknown channel '{c}'") for i, c in enumerate(channels) if c not in herald.channels]
+    if unknown:
+        raise Invalid(unknown)
+
+
+@router.put("/notification-types/{key}")
+async def put_type(
+    key: TypeKey, body: NotificationTypeIn, herald: HeraldDep, _: AdminKey, response: Response
+) -> dict[str, Any]:
+    _check_channels(herald, body.channels)
+    fields = body.model_dump(mode="json")
+    fields["name"] = fields["name"] or key
+    fields["channels"] = list(dict.fromkeys(body.channels))
+    async with herald.db.write() as conn:
+        if body.accounts is not None:
+            fields["accounts"] = await check_account_choice(
+                conn, herald.box, herald.channels, body.accounts, fields["channels"]
+            )
+        row, created = await catalog.put_type(conn, key, fields)
+    if created:
+        response.status_code = 201
+    return type_view(row)
+
+
+@router.get("/notification-types")
+async def list_types(herald: HeraldDep, _: ReadKey, limit: Limit = 20, cursor: Cursor = None) -> dict[str, Any]:
+    after = decode_key_cursor(cursor) if cursor else None
+    async with herald.db.read() as conn:
+        rows = await catalog.list_types(conn, after=after, limit=limit + 1)
+    page = rows[:limit]
+    return {
+        "items": [type_view(r) for r in page],
+        "next_cursor": encode_key_cursor(page[-1]["key"]) if len(rows) > limit else None,
+    }
+
+
+@router.get("/notification-types/{key}")
+async def get_type(key: TypeKey, herald: HeraldDep, _: ReadKey) -> dict[str, Any]:
+    async with herald.db.read() as conn:
+        row = await catalog.get_type(conn, key)
+        if row is None:
+            raise NotFound("notification type")
+        templates = await catalog.get_templates(conn, key)
+    return type_view(row) | {"templates": templates}
+
+
+@router.delete("/notification-types/{key}", status_code=204)
+async def delete_type(key: TypeKey, herald: HeraldDep, _: AdminKey) -> Response:
+    async with herald.db.write() as conn:
+        if not await catalog.delete_type(conn, key):
+            raise NotFound("notification type")
+    return Response(status_code=204)
+
+
+@router.put("/notification-types/{key}/templates/{channel}")
+async def put_template(
+    key: TypeKey,
+    channel: ChannelName,
+    body: TemplateIn,
+    herald: HeraldDep,
+    _: AdminKey,
+    locale: Annotated[Locale | None, Query()] = None,
+) -> dict[str, Any]:
+    if channel not in herald.channels:
+        raise Invalid([("channel", f"unknown channel '{channel}'")])
+    fields = body.model_dump(exclude_none=True)
+    if not fields:
+        raise Invalid([("body", "a template needs at least one field (title, body, ...)")])
+    if (where := nul_path(fields)) is not None:
+        raise Invalid([(where, "contains a NUL character")])
+    try:
+        validate_fields(fields)
+    except TemplateError as exc:
+        raise Invalid([(exc.field or "body", exc.message)]) from exc
+    template_model = herald.channels[channel].Template
+    if template_model is not None:  # the channel's own fields: SMS template code, robot msgtype, ...
+        try:
+            template_model.model_validate(fields)
+        except ValidationError as exc:
+            raise Invalid([(".".join(str(p) for p in e["loc"]) or "body", e["msg"]) for e in exc.errors()]) from exc
+    async with herald.db.write() as conn:
+        if await catalog.get_type(conn, key) is None:
+            raise NotFound("notification type")
+        saved = await catalog.put_template(conn, key, channel, locale or herald.settings.default_locale, fields)
+    return saved | {"updated_at": saved["updated_at"].isoformat()}
+
+
+@router.delete("/notification-types/{key}/templates/{channel}", status_code=204)
+async def delete_template(
+    key: TypeKey,
+    channel: ChannelName,
+    herald: HeraldDep,
+    _: AdminKey,
+    locale: Annotated[Locale | None, Query()] = None,
+) -> Response:
+    async with herald.db.write() as conn:
+        if not await catalog.delete_template(conn, key, channel, locale or herald.settings.default_locale):
+            raise NotFound("template")
+    return Response(status_code=204)
+
+
+@router.post("/templates/preview")
+async def preview(body: PreviewIn, herald: HeraldDep, _: ReadKey) -> dict[str, Any]:
+    async with herald.db.read() as conn:
+        if await catalog.get_type(conn, body.type) is None:
+            raise Invalid([("type", f"unknown notification type '{body.type}'")])
+        templates = (await catalog.get_templates(conn, body.type)).get(body.channel, {})
+    locale = pick_locale(templates.keys(), body.locale, herald.settings.default_locale)
+    if locale is None:
+        raise Invalid([("channel", f"type '{body.type}' has no template for channel '{body.channel}'")])
+    try:
+        rendered = render_fields(templates[locale], body.data)
+    except TemplateError as exc:
+        raise Invalid([(f"data.{exc.variable}" if exc.variable else "data", exc.message)]) from exc
+    return {"type": body.type, "channel": body.channel, "locale": locale, "fields": rendered}
