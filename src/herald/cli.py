@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sys
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from herald.config import Settings
 from herald.engine.tokens import MAX_EXPIRES_IN
@@ -22,9 +22,22 @@ log = logging.getLogger("herald")
 def _settings() -> Settings:
     try:
         return Settings()
-    except Exception as exc:  # a config error is the operator's to fix: say it plainly
+    except ValidationError as exc:  # a config error is the operator's to fix: one plain line
+        typer.echo(f"herald: configuration error: {_config_problems(exc)}", err=True)
+        raise typer.Exit(2) from None
+    except Exception as exc:
         typer.echo(f"herald: configuration error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        raise typer.Exit(2) from None
+
+
+def _config_problems(exc: ValidationError) -> str:
+    """Each problem as ``HERALD_NAME: message``, never the value (a URL may carry a password)."""
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        message = str(error.get("ctx", {}).get("error") or error["msg"])
+        setting = "HERALD_" + "_".join(str(part) for part in error["loc"]).upper()
+        problems.append(message if message.startswith("HERALD_") or not error["loc"] else f"{setting}: {message}")
+    return "; ".join(problems)
 
 
 def _logging(settings: Settings) -> None:
@@ -100,27 +113,35 @@ def api() -> None:
 
 @app.command()
 def worker() -> None:
-    """A worker alone: claims and sends due deliveries and jobs."""
+    """A worker alone: claims and sends due deliveries and jobs; serves /healthz and /metrics."""
+    from herald.api.worker_ops import bind_socket, run_worker
     from herald.engine.service import Herald
-    from herald.engine.worker import Worker
 
     settings = _settings()
     _logging(settings)
+    sock = None
+    if settings.worker_metrics_port:
+        host, port = settings.worker_metrics_host, settings.worker_metrics_port
+        try:
+            sock = bind_socket(host, port)
+        except OSError as exc:
+            typer.echo(f"herald: cannot serve worker metrics on {host}:{port}: {exc.strerror or exc}", err=True)
+            raise typer.Exit(1) from None
 
     async def run() -> None:
         herald = Herald(settings)
-        if settings.auto_migrate:
-            await herald.migrate()
-        w = Worker(herald)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, w.stop)
         try:
-            await w.run()
+            if settings.auto_migrate:
+                await herald.migrate()
+            await run_worker(herald, sock, log_level=settings.log_level)
         finally:
             await herald.close()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    finally:
+        if sock is not None:
+            sock.close()
 
 
 @app.command()

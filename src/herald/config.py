@@ -3,12 +3,46 @@
 from __future__ import annotations
 
 import secrets
+from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./herald.db"
+
+
+class DatabaseBackend(StrEnum):
+    """The databases Herald runs on; the values are SQLAlchemy's dialect names."""
+
+    SQLITE = "sqlite"
+    POSTGRESQL = "postgresql"
+
+
+# Backends are chosen by URL scheme (encode/broadcaster's rule): each scheme names the one async
+# driver Herald ships with, so a URL that would load another driver is refused at start.
+DATABASE_SCHEMES = {"sqlite+aiosqlite": DatabaseBackend.SQLITE, "postgresql+asyncpg": DatabaseBackend.POSTGRESQL}
+REDIS_SCHEMES = ("redis", "rediss", "unix")  # what redis-py's from_url takes
+
+
+def _scheme(url: str) -> str | None:
+    scheme, sep, _ = url.partition("://")
+    return scheme if sep else None
+
+
+def _refuse(setting: str, url: str, accepted: tuple[str, ...]) -> ValueError:
+    # Only the scheme is quoted: the rest of a URL may carry a password.
+    scheme = _scheme(url)
+    found = f"unsupported scheme {scheme[:40] + '://'!r}" if scheme is not None else "no scheme:// in the URL"
+    return ValueError(f"{setting}: {found}; accepted: {', '.join(s + '://' for s in accepted)}")
+
+
+def backend_for_url(url: str) -> DatabaseBackend:
+    """The backend ``url`` names, or ``ValueError`` naming the accepted schemes."""
+    backend = DATABASE_SCHEMES.get(_scheme(url) or "")
+    if backend is None:
+        raise _refuse("HERALD_DATABASE_URL", url, tuple(DATABASE_SCHEMES))
+    return backend
 
 
 class Settings(BaseSettings):
@@ -30,6 +64,11 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(default=100, ge=1, le=10_000)
     worker_concurrency: int = Field(default=32, ge=1)
     worker_poll_seconds: float = Field(default=1.0, gt=0)
+    pg_notify: bool = True
+    """PostgreSQL: workers wake by LISTEN/NOTIFY when work is added (polling stays as the fallback)."""
+    # `herald worker`'s own /metrics and /healthz; port 0 serves nothing
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = Field(default=9464, ge=0, le=65535)
     fanout_chunk_size: int = Field(default=10_000, ge=100, le=100_000)
     inline_fanout_limit: int = Field(default=1000, ge=1)
 
@@ -38,6 +77,21 @@ class Settings(BaseSettings):
     auto_migrate: bool = True
     embedded_worker: bool = True
 
+    @field_validator("database_url")
+    @classmethod
+    def _known_database_scheme(cls, value: str) -> str:
+        backend_for_url(value)
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _known_redis_scheme(cls, value: str | None) -> str | None:
+        if not value:  # unset or empty: in-process
+            return None
+        if _scheme(value) not in REDIS_SCHEMES:
+            raise _refuse("HERALD_REDIS_URL", value, REDIS_SCHEMES)
+        return value
+
     @model_validator(mode="after")
     def _secret_key_present(self) -> Settings:
         if self.secret_key is None and not self.is_sqlite:
@@ -45,8 +99,12 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def database_backend(self) -> DatabaseBackend:
+        return backend_for_url(self.database_url)
+
+    @property
     def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
+        return self.database_backend is DatabaseBackend.SQLITE
 
     @property
     def sqlite_path(self) -> Path | None:

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from herald import __version__
 from herald.api.auth import HeraldDep
 from herald.api.problems import problem
+from herald.engine.queue_metrics import refresh_queue_gauges
 
 router = APIRouter(tags=["operations"])
 
@@ -31,5 +32,6 @@ async def readyz(herald: HeraldDep) -> Any:
 
 
 @router.get("/metrics")
-async def metrics() -> Response:
+async def metrics(herald: HeraldDep) -> Response:
+    await refresh_queue_gauges(herald.db)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
