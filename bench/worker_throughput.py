@@ -51,6 +51,8 @@ from webhook_bench import (
     worker_env,
 )
 
+from herald.channels._http import POOL_LIMITS
+
 WEBHOOK_TIMEOUT = 10.0
 
 
@@ -155,7 +157,7 @@ async def client_main(url: str, count: int, concurrency: int, body_bytes: int, o
     next_i = iter(range(count))
     failures = 0
 
-    async with httpx.AsyncClient(follow_redirects=False) as client:
+    async with httpx.AsyncClient(follow_redirects=False, limits=POOL_LIMITS) as client:  # as Herald's channels
 
         async def post_loop() -> None:
             nonlocal failures

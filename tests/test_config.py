@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from herald.config import Settings
+from herald.config import DatabaseBackend, Settings
+from herald.store.db import Database
 
 
 def test_sqlite_secret_key_is_generated_once_beside_the_database(
@@ -39,3 +43,84 @@ def test_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
     s = Settings()
     assert (s.lease_seconds, s.retry_base_seconds, s.retry_max_seconds, s.max_attempts) == (7, 3, 30, 4)
     assert s.redis_url == "redis://127.0.0.1:6379/0"
+
+
+@pytest.mark.parametrize(
+    ("url", "backend"),
+    [
+        ("sqlite+aiosqlite:///./herald.db", DatabaseBackend.SQLITE),
+        ("sqlite+aiosqlite://", DatabaseBackend.SQLITE),
+        ("postgresql+asyncpg://u:p@db.internal:5432/herald", DatabaseBackend.POSTGRESQL),
+    ],
+)
+def test_database_backend_is_chosen_by_scheme(url: str, backend: DatabaseBackend) -> None:
+    settings = Settings(database_url=url, secret_key="k")
+    assert settings.database_backend is backend
+    assert settings.is_sqlite is (backend is DatabaseBackend.SQLITE)
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("mysql+aiomysql://u:hunter2@db/herald", "'mysql+aiomysql://'"),
+        ("postgresql://u:hunter2@db/herald", "'postgresql://'"),  # no driver: would load psycopg2
+        ("postgresql+psycopg://u:hunter2@db/herald", "'postgresql+psycopg://'"),
+        ("sqlite:///herald.db", "'sqlite://'"),
+        ("SQLITE+AIOSQLITE:///herald.db", "'SQLITE+AIOSQLITE://'"),
+        ("u:hunter2@db/herald", "no scheme"),
+        ("", "no scheme"),
+    ],
+)
+def test_unknown_database_scheme_is_refused(url: str, named: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(database_url=url, secret_key="k")
+    (error,) = caught.value.errors()
+    message = str(error["ctx"]["error"])
+    assert message.startswith("HERALD_DATABASE_URL: ")
+    assert named in message
+    assert "sqlite+aiosqlite://, postgresql+asyncpg://" in message
+    assert "hunter2" not in message
+    with pytest.raises(ValueError, match="HERALD_DATABASE_URL"):
+        Database(url)  # the store applies the same rule to a URL given in code
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:6379/0", "rediss://:pw@cache:6380/1", "unix:///run/redis.sock"])
+def test_redis_schemes_accepted(url: str) -> None:
+    assert Settings(redis_url=url).redis_url == url
+
+
+@pytest.mark.parametrize("url", ["memory://", "http://cache:6379", "redis+sentinel://h", "127.0.0.1:6379", "REDIS://h"])
+def test_unknown_redis_scheme_is_refused(url: str) -> None:
+    with pytest.raises(ValidationError, match=r"HERALD_REDIS_URL: .*accepted: redis://, rediss://, unix://"):
+        Settings(redis_url=url)
+
+
+def test_empty_redis_url_means_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HERALD_REDIS_URL", "")
+    assert Settings().redis_url is None
+
+
+def _herald_command() -> list[str]:
+    script = Path(sys.executable).with_name("herald")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "herald.cli"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("HERALD_DATABASE_URL", "mysql+aiomysql://herald:hunter2@db/herald", "unsupported scheme 'mysql+aiomysql://'"),
+        ("HERALD_REDIS_URL", "memcached://hunter2@cache:11211", "unsupported scheme 'memcached://'"),
+    ],
+)
+def test_cli_refuses_an_unknown_scheme_in_one_line(tmp_path: Path, variable: str, value: str, expected: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+    env[variable] = value
+    done = subprocess.run(
+        [*_herald_command(), "migrate"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"herald: configuration error: {variable}: {expected}; accepted: ")
+    assert "Traceback" not in done.stderr and "hunter2" not in done.stderr
+    assert not list(tmp_path.iterdir())  # refused before anything was created

@@ -3,46 +3,14 @@
 from __future__ import annotations
 
 import secrets
-from enum import StrEnum
 from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from herald.core.backends import REDIS_SCHEMES, DatabaseBackend, backend_for_url, refuse_scheme, url_scheme
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./herald.db"
-
-
-class DatabaseBackend(StrEnum):
-    """The databases Herald runs on; the values are SQLAlchemy's dialect names."""
-
-    SQLITE = "sqlite"
-    POSTGRESQL = "postgresql"
-
-
-# Backends are chosen by URL scheme (encode/broadcaster's rule): each scheme names the one async
-# driver Herald ships with, so a URL that would load another driver is refused at start.
-DATABASE_SCHEMES = {"sqlite+aiosqlite": DatabaseBackend.SQLITE, "postgresql+asyncpg": DatabaseBackend.POSTGRESQL}
-REDIS_SCHEMES = ("redis", "rediss", "unix")  # what redis-py's from_url takes
-
-
-def _scheme(url: str) -> str | None:
-    scheme, sep, _ = url.partition("://")
-    return scheme if sep else None
-
-
-def _refuse(setting: str, url: str, accepted: tuple[str, ...]) -> ValueError:
-    # Only the scheme is quoted: the rest of a URL may carry a password.
-    scheme = _scheme(url)
-    found = f"unsupported scheme {scheme[:40] + '://'!r}" if scheme is not None else "no scheme:// in the URL"
-    return ValueError(f"{setting}: {found}; accepted: {', '.join(s + '://' for s in accepted)}")
-
-
-def backend_for_url(url: str) -> DatabaseBackend:
-    """The backend ``url`` names, or ``ValueError`` naming the accepted schemes."""
-    backend = DATABASE_SCHEMES.get(_scheme(url) or "")
-    if backend is None:
-        raise _refuse("HERALD_DATABASE_URL", url, tuple(DATABASE_SCHEMES))
-    return backend
 
 
 class Settings(BaseSettings):
@@ -88,8 +56,8 @@ class Settings(BaseSettings):
     def _known_redis_scheme(cls, value: str | None) -> str | None:
         if not value:  # unset or empty: in-process
             return None
-        if _scheme(value) not in REDIS_SCHEMES:
-            raise _refuse("HERALD_REDIS_URL", value, REDIS_SCHEMES)
+        if url_scheme(value) not in REDIS_SCHEMES:
+            raise refuse_scheme("HERALD_REDIS_URL", value, REDIS_SCHEMES)
         return value
 
     @model_validator(mode="after")

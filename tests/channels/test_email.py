@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
 
+import aiosmtplib
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
@@ -17,7 +19,7 @@ from pydantic import ValidationError
 
 from herald.channels import CHANNELS
 from herald.channels.base import OutboundMessage, Recipient
-from herald.channels.email import EmailChannel, EmailSettings
+from herald.channels.email import EmailChannel, EmailSettings, classify_smtp_error
 from herald.core.errors import RetryableError, SkipDelivery, TerminalError
 
 SENDER = "Herald 通知 <noreply@example.com>"
@@ -88,6 +90,17 @@ def smtp_port(mailbox: Mailbox, port_factory: Callable[[], int]) -> Iterator[int
 def auth_smtp_port(mailbox: Mailbox, port_factory: Callable[[], int]) -> Iterator[int]:
     port = port_factory()
     controller = _start(mailbox, port, authenticator=_accept_herald_login, auth_required=True, auth_require_tls=False)
+    yield port
+    controller.stop()
+
+
+@pytest.fixture
+def temporary_auth_failure_port(mailbox: Mailbox, port_factory: Callable[[], int]) -> Iterator[int]:
+    def refuse_for_now(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+        return AuthResult(success=False, handled=False, message="454 4.7.0 Temporary authentication failure")
+
+    port = port_factory()
+    controller = _start(mailbox, port, authenticator=refuse_for_now, auth_required=True, auth_require_tls=False)
     yield port
     controller.stop()
 
@@ -308,6 +321,8 @@ async def test_wrong_password_is_terminal(
         {"ssl": True, "starttls": True},
         {"sender": "not an address"},
         {"sender": "Herald <>"},
+        {"sender": "Herald\r\nBcc: victim@example.com <noreply@example.com>"},
+        {"sender": "noreply@example.com\n"},
         {"username": "herald"},
         {"timeout": 0},
         {"unknown": 1},
@@ -326,3 +341,156 @@ def test_settings_defaults_and_secret_masking() -> None:
     assert (parsed.port, parsed.starttls, parsed.ssl, parsed.timeout) == (587, False, False, 10)
     assert "s3cret" not in parsed.model_dump_json()
     assert EmailSettings.secret_fields() == ["password"]
+
+
+# -- permanent problems are terminal at once (never eight attempts) ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "header"),
+    [
+        ({"content": {"subject": "充值成功\r\nBcc: victim@example.com", "body": "b"}}, "Subject"),
+        ({"content": {"title": "line one\nline two", "body": "b"}}, "Subject"),
+        ({"content": {"title": "carriage\ronly", "body": "b"}}, "Subject"),
+        ({"content": {"title": "unicode\u2028separator", "body": "b"}}, "Subject"),
+        ({"recipient": Recipient(id="u7", name="张三\r\nBcc: victim@example.com", email="z@example.com")}, "To"),
+    ],
+    ids=["crlf-subject", "lf-title", "cr-title", "u2028-title", "crlf-display-name"],
+)
+async def test_a_line_break_in_a_header_is_terminal(
+    channel: EmailChannel,
+    mailbox: Mailbox,
+    smtp_port: int,
+    make_message: Callable[..., OutboundMessage],
+    overrides: dict[str, Any],
+    header: str,
+) -> None:
+    with pytest.raises(TerminalError, match=rf"email {header} contains a line break \(CR or LF\)"):
+        await channel.send(make_message(**overrides), settings(smtp_port))
+
+    assert mailbox.envelopes == []
+
+
+async def test_a_stored_sender_with_a_line_break_is_terminal(
+    channel: EmailChannel, mailbox: Mailbox, smtp_port: int, make_message: Callable[..., OutboundMessage]
+) -> None:
+    # saved before the settings refused it: model_construct skips validation as an old row would
+    account = EmailSettings.model_construct(
+        **{**settings(smtp_port).model_dump(), "sender": "Herald\r\nBcc: v@example.com <noreply@example.com>"}
+    )
+
+    with pytest.raises(TerminalError, match="email From contains a line break"):
+        await channel.send(make_message(), account)
+
+    assert mailbox.envelopes == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "what"),
+    [
+        ({"content": {"title": "bad \ud800 subject", "body": "b"}}, "email Subject"),
+        ({"content": {"title": "t", "body": "bad \udfff body"}}, "email text body"),
+        ({"content": {"title": "t", "body": "b", "html": "<p>\ud83d</p>"}}, "email HTML body"),
+        ({"recipient": Recipient(id="u8", name="张\ud800", email="z@example.com")}, "email To"),
+    ],
+    ids=["subject", "text", "html", "display-name"],
+)
+async def test_text_with_no_utf8_form_is_terminal(
+    channel: EmailChannel,
+    mailbox: Mailbox,
+    smtp_port: int,
+    make_message: Callable[..., OutboundMessage],
+    overrides: dict[str, Any],
+    what: str,
+) -> None:
+    with pytest.raises(TerminalError, match=f"{what} is not valid UTF-8"):
+        await channel.send(make_message(**overrides), settings(smtp_port))
+
+    assert mailbox.envelopes == []
+
+
+async def test_credentials_for_a_server_without_auth_are_terminal(
+    channel: EmailChannel, mailbox: Mailbox, smtp_port: int, make_message: Callable[..., OutboundMessage]
+) -> None:
+    # aiosmtpd offers no AUTH over plain text: the account's username/password cannot be used.
+    with pytest.raises(TerminalError, match="AUTH extension is not supported"):
+        await channel.send(make_message(), settings(smtp_port, username="herald", password="s3cret"))
+
+    assert mailbox.envelopes == []
+
+
+async def test_starttls_required_from_a_server_without_it_is_terminal(
+    channel: EmailChannel, mailbox: Mailbox, smtp_port: int, make_message: Callable[..., OutboundMessage]
+) -> None:
+    with pytest.raises(TerminalError, match="STARTTLS"):
+        await channel.send(make_message(), settings(smtp_port, starttls=True))
+
+    assert mailbox.envelopes == []
+
+
+@plain_auth_ok
+async def test_a_temporary_authentication_failure_is_retryable(
+    channel: EmailChannel,
+    mailbox: Mailbox,
+    temporary_auth_failure_port: int,
+    make_message: Callable[..., OutboundMessage],
+) -> None:
+    with pytest.raises(RetryableError) as raised:
+        await channel.send(make_message(), settings(temporary_auth_failure_port, username="herald", password="s3cret"))
+
+    assert raised.value.code == "454"
+
+
+def _cert_error() -> ssl.SSLCertVerificationError:
+    exc = ssl.SSLCertVerificationError(1, "certificate verify failed: self-signed certificate")
+    exc.verify_message = "self-signed certificate"
+    return exc
+
+
+def _wrapped_cert_error() -> aiosmtplib.SMTPConnectError:
+    wrapped = aiosmtplib.SMTPConnectError("Error connecting to smtp.example.com on port 465")
+    wrapped.__cause__ = _cert_error()
+    return wrapped
+
+
+@pytest.mark.parametrize(
+    ("exc", "error", "code"),
+    [
+        (aiosmtplib.SMTPException("The SMTP AUTH extension is not supported by this server."), TerminalError, None),
+        (aiosmtplib.SMTPException("SMTP STARTTLS extension not supported by server."), TerminalError, None),
+        (aiosmtplib.SMTPException("No suitable authentication method found."), TerminalError, None),
+        (aiosmtplib.SMTPAuthenticationError(535, "5.7.8 Authentication credentials invalid"), TerminalError, "535"),
+        (aiosmtplib.SMTPAuthenticationError(534, "5.7.9 Please log in with your web browser"), TerminalError, "534"),
+        (aiosmtplib.SMTPAuthenticationError(454, "4.7.0 Temporary authentication failure"), RetryableError, "454"),
+        (
+            aiosmtplib.SMTPSenderRefused(553, "5.7.1 Sender not owned by user", "noreply@example.com"),
+            TerminalError,
+            "553",
+        ),
+        (aiosmtplib.SMTPConnectResponseError(554, "5.7.1 Your IP is blocked"), TerminalError, "554"),
+        (aiosmtplib.SMTPConnectResponseError(421, "4.3.2 Service not available"), RetryableError, "421"),
+        (
+            aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(550, "5.1.1 No such user", "x@y.z")]),
+            TerminalError,
+            "550",
+        ),
+        (
+            aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(450, "4.2.0 Greylisted", "x@y.z")]),
+            RetryableError,
+            "450",
+        ),
+        (aiosmtplib.SMTPNotSupported("SMTPUTF8 is not supported by this server"), TerminalError, None),
+        (aiosmtplib.SMTPServerDisconnected("Connection lost"), RetryableError, None),
+        (aiosmtplib.SMTPConnectError("Error connecting: [Errno 111] Connection refused"), RetryableError, None),
+        (aiosmtplib.SMTPReadTimeoutError("Timed out waiting for server response"), RetryableError, None),
+        (ConnectionResetError(104, "Connection reset by peer"), RetryableError, None),
+        (_cert_error(), TerminalError, None),  # STARTTLS raises it as is
+        (_wrapped_cert_error(), TerminalError, None),  # implicit TLS wraps it
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else None,
+)
+def test_smtp_errors_are_classified_by_permanence(exc: BaseException, error: type[Exception], code: str | None) -> None:
+    classified = classify_smtp_error(exc)
+
+    assert type(classified) is error
+    assert classified.code == code

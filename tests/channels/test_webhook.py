@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from herald.channels import CHANNELS
 from herald.channels.base import OutboundMessage
 from herald.channels.webhook import WebhookChannel, WebhookSettings, parse_retry_after, sign
+from herald.core.backoff import MAX_RETRY_AFTER_SECONDS
 from herald.core.errors import RetryableError, TerminalError
 from tests.support import SECRET, Receiver, serve_asgi
 
@@ -293,3 +294,25 @@ def test_settings_defaults_and_secret_masking() -> None:
     assert (parsed.timeout, parsed.headers) == (10, {})
     assert SECRET not in parsed.model_dump_json()
     assert WebhookSettings.secret_fields() == ["secret"]
+
+
+async def test_content_with_no_utf8_form_is_terminal_and_nothing_is_sent(
+    channel: WebhookChannel, receiver: Receiver, url: str, make_message: Callable[..., OutboundMessage]
+) -> None:
+    message = make_message(content={"title": "充值成功", "body": "lone \ud800 surrogate"}, data={"k": "\udfff"})
+
+    with pytest.raises(TerminalError, match="payload is not valid UTF-8"):
+        await channel.send(message, settings(url))
+
+    assert receiver.requests == []
+
+
+async def test_an_absurd_retry_after_is_clamped_or_ignored(
+    channel: WebhookChannel, receiver: Receiver, url: str, make_message: Callable[..., OutboundMessage]
+) -> None:
+    receiver.status = 503
+    for header, expected in [(b"99999999999999", MAX_RETRY_AFTER_SECONDS), (b"-1", None), (b"NaN", None)]:
+        receiver.headers = [(b"retry-after", header)]
+        with pytest.raises(RetryableError) as raised:
+            await channel.send(make_message(), settings(url))
+        assert raised.value.retry_after == expected, header

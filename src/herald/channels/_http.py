@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
+import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -11,7 +14,14 @@ from urllib.parse import urlsplit
 import httpx
 
 from herald.channels.base import Channel
+from herald.core.backoff import MAX_RETRY_AFTER_SECONDS
 from herald.core.errors import RetryableError, TerminalError
+
+# delta-seconds is 1*DIGIT (RFC 9110 §10.2.3); a fraction is tolerated, a sign or an exponent is not.
+_DELTA_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]*)?", re.ASCII)
+
+
+POOL_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=256, keepalive_expiry=30)
 
 
 class HttpChannel(Channel):
@@ -24,7 +34,9 @@ class HttpChannel(Channel):
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(follow_redirects=False)
+            # keep-alive for as many connections as a worker has sends in flight (httpx keeps 20 by
+            # default: above that, every extra request opened and closed its own connection)
+            self._client = httpx.AsyncClient(follow_redirects=False, limits=POOL_LIMITS)
         return self._client
 
     async def post_json(
@@ -35,12 +47,14 @@ class HttpChannel(Channel):
         timeout: float,  # noqa: ASYNC109 - the provider account's httpx timeout, per request
         params: dict[str, str] | None = None,
     ) -> httpx.Response:
-        """POST ``body`` as UTF-8 JSON; a transport failure (refused, reset, timeout) is retryable."""
+        """POST ``body`` as UTF-8 JSON; a transport failure (refused, reset, timeout) is retryable,
+        a body that cannot be UTF-8 is terminal (``encode_json_body``)."""
+        content = encode_json_body(body)
         try:
             return await self._http().post(
                 url,
                 params=params,
-                content=json.dumps(body, ensure_ascii=False).encode(),
+                content=content,
                 headers={"content-type": "application/json; charset=utf-8"},
                 timeout=timeout,
             )
@@ -85,17 +99,46 @@ def provider_answer(response: httpx.Response, provider: str, code_keys: tuple[st
     return answer, key
 
 
+def encode_json_body(
+    body: Any, *, separators: tuple[str, str] | None = None, default: Callable[[Any], Any] | None = None
+) -> bytes:
+    """``body`` as UTF-8 JSON bytes (not ``\\u``-escaped), or ``TerminalError``.
+
+    A lone surrogate (``"\\ud800"``, which JSON input may carry) has no UTF-8 form: the same
+    payload would fail on every retry, so it is refused for good, saying where.
+    """
+    text = json.dumps(body, ensure_ascii=False, separators=separators, default=default)
+    return encode_utf8(text)
+
+
+def encode_utf8(text: str, what: str = "payload") -> bytes:
+    """``text`` as UTF-8, or ``TerminalError`` naming the character that has no UTF-8 form."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        around = text[max(0, exc.start - 20) : exc.end + 20]
+        raise TerminalError(
+            f"{what} is not valid UTF-8: {text[exc.start : exc.end]!r} at character {exc.start} (in {around!r})"
+        ) from exc
+
+
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """``Retry-After`` as seconds from now: delta-seconds or an HTTP-date; ``None`` if absent or garbled."""
+    """``Retry-After`` as seconds from now: delta-seconds or an HTTP-date, at most
+    ``MAX_RETRY_AFTER_SECONDS``; ``None`` if absent or garbled (negative, NaN, not a number or a
+    date). A date in the past is 0. Never raises: the header comes from whoever answered."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    if _DELTA_SECONDS.fullmatch(value):
+        seconds = float(value)  # a long run of digits is inf, not an error
+    else:
+        try:
+            when = parsedate_to_datetime(value)
+            if when.tzinfo is None:  # HTTP-dates are GMT by definition
+                when = when.replace(tzinfo=UTC)
+            seconds = (when - (now or datetime.now(UTC))).total_seconds()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    if math.isnan(seconds):
         return None
-    if when.tzinfo is None:  # HTTP-dates are GMT by definition
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_SECONDS)

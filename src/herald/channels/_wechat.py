@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 
-from herald.channels._http import HttpChannel, http_base_url, parse_retry_after
+from herald.channels._http import HttpChannel, encode_json_body, http_base_url, parse_retry_after
 from herald.channels.base import ChannelSettings, SendResult, SharedCache
 from herald.core.errors import RetryableError, TerminalError
 
@@ -175,11 +175,12 @@ class WeChatChannel(HttpChannel):
     async def _post_json(
         self, settings: WeChatAppSettings, path: str, body: dict[str, Any], params: dict[str, str] | None = None
     ) -> dict[str, Any]:
+        content = encode_json_body(body)  # TerminalError if it cannot be UTF-8
         try:
             response = await self._http().post(
                 settings.base_url + path,
                 params=params,
-                content=json.dumps(body, ensure_ascii=False).encode(),
+                content=content,
                 headers={"content-type": "application/json; charset=utf-8"},
                 timeout=settings.timeout,
             )

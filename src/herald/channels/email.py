@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import ssl
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -12,6 +13,7 @@ from typing import Any
 import aiosmtplib
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from herald.channels._http import encode_utf8
 from herald.channels.base import Channel, ChannelSettings, OutboundMessage, SendResult
 from herald.core.errors import DeliveryError, RetryableError, SkipDelivery, TerminalError
 
@@ -32,6 +34,8 @@ class EmailSettings(ChannelSettings):
     @field_validator("sender")
     @classmethod
     def _sender_is_an_address(cls, value: str) -> str:
+        if _has_line_break(value):
+            raise ValueError("sender must be one line (no CR or LF)")
         _, address = parseaddr(value)
         if "@" not in address:
             raise ValueError("sender must be an email address, optionally with a display name")
@@ -60,7 +64,10 @@ class EmailChannel(Channel):
         if not message.recipient.email:
             raise SkipDelivery("no email address")
         address = deliverable_address(message.recipient.email)
-        email = build_email(message, settings, address)
+        try:
+            email = build_email(message, settings, address)
+        except ValueError as exc:  # what build_email does not foresee; the same input fails every time
+            raise TerminalError(f"email cannot be built: {exc}") from exc
         try:
             await aiosmtplib.send(
                 email,
@@ -80,24 +87,52 @@ class EmailChannel(Channel):
 
 
 def build_email(message: OutboundMessage, settings: EmailSettings, address: str) -> EmailMessage:
-    """The MIME message: multipart/alternative, plain text first so clients prefer the HTML part."""
+    """The MIME message: multipart/alternative, plain text first so clients prefer the HTML part.
+
+    ``TerminalError`` when the rendered content cannot travel: a line break in a header value
+    (header injection, which the stdlib refuses deep inside with a ValueError) or text with no
+    UTF-8 form (a lone surrogate). Both would fail the same way on every retry.
+    """
     content = message.content
     subject = _first_text(content, "subject", "title") or message.type
     text = _first_text(content, "body", "text", "summary")
     # ``html`` arrives autoescaped by the template renderer; only our own fallback needs escaping here.
     body_html = _first_text(content, "html") or _text_to_html(text, subject)
+    headers = {
+        "Subject": subject,
+        "From": settings.sender,
+        # the name is checked alone: formataddr would hide a non-ASCII one's line break in an encoded word
+        "To": formataddr((_header_value("To", message.recipient.name or ""), address)),
+        "Date": formatdate(usegmt=True),
+        # Stable across retries: if a timeout hid an accepted message, mail systems can drop the copy.
+        "Message-ID": f"<{message.delivery_id}@{settings.sender_address.rpartition('@')[2]}>",
+        "X-Herald-Delivery-Id": message.delivery_id,
+    }
 
     email = EmailMessage(policy=default_policy)
-    email["Subject"] = subject
-    email["From"] = settings.sender
-    email["To"] = formataddr((message.recipient.name or "", address))
-    email["Date"] = formatdate(usegmt=True)
-    # Stable across retries: if a timeout hid an accepted message, mail systems can drop the copy.
-    email["Message-ID"] = f"<{message.delivery_id}@{settings.sender_address.rpartition('@')[2]}>"
-    email["X-Herald-Delivery-Id"] = message.delivery_id
-    email.set_content(text)
-    email.add_alternative(body_html, subtype="html")
+    for name, value in headers.items():
+        email[name] = _header_value(name, value)
+    email.set_content(_utf8_text("email text body", text))
+    email.add_alternative(_utf8_text("email HTML body", body_html), subtype="html")
     return email
+
+
+def _header_value(name: str, value: str) -> str:
+    if _has_line_break(value):
+        raise TerminalError(
+            f"email {name} contains a line break (CR or LF), which a header cannot carry: {value[:120]!r}"
+        )
+    return _utf8_text(f"email {name}", value)
+
+
+def _utf8_text(what: str, value: str) -> str:
+    encode_utf8(value, what)  # TerminalError naming the character
+    return value
+
+
+def _has_line_break(value: str) -> bool:
+    # Every boundary str.splitlines knows (CR, LF, VT, FF, NEL, U+2028…): the email package refuses them all.
+    return "".join(value.splitlines()) != value
 
 
 def deliverable_address(address: str) -> str:
@@ -133,20 +168,38 @@ def _text_to_html(text: str, title: str) -> str:
 
 
 def classify_smtp_error(exc: BaseException) -> DeliveryError:
-    """SMTP failures as delivery errors: 5xx replies never heal, network trouble and 4xx replies may."""
+    """SMTP failures as delivery errors: 5xx replies and an account the server cannot serve never
+    heal; network trouble and 4xx replies may."""
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         # One recipient per message, so the first refusal is the one that matters.
         refused = exc.recipients[0] if exc.recipients else None
         if refused is not None:
             return _from_reply(refused.code, f"recipient refused: {refused.message}")
         return RetryableError(f"recipient refused: {exc}")
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        # 535 wrong credentials, 534/538 a mechanism or TLS required: the account must change.
+        # Only a 4xx (454 "temporary authentication failure") is worth another try.
+        if 400 <= exc.code < 500:
+            return RetryableError(f"authentication failed: {exc.message}", code=str(exc.code))
+        return TerminalError(f"authentication failed: {exc.message}", code=str(exc.code))
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         return _from_reply(exc.code, f"{type(exc).__name__}: {exc.message}")
     if isinstance(exc, aiosmtplib.SMTPNotSupported):
-        # The server lacks what the account asks for (STARTTLS, SMTPUTF8, AUTH): a config problem.
+        # The server lacks what the message needs (SMTPUTF8): a config problem.
         return TerminalError(f"server does not support it: {exc}")
+    if type(exc) is aiosmtplib.SMTPException:
+        # aiosmtplib raises its bare base class when the server cannot do what the account asks
+        # ("The SMTP AUTH extension is not supported by this server.", no STARTTLS, no auth
+        # mechanism in common): the account or the server must change, retrying will not help.
+        return TerminalError(f"SMTP server cannot serve this account: {exc.message}")
+    certificate = exc if isinstance(exc, ssl.SSLCertVerificationError) else exc.__cause__
+    if isinstance(certificate, ssl.SSLCertVerificationError):
+        # Implicit TLS wraps it in SMTPConnectError, STARTTLS raises it as is.
+        return TerminalError(
+            f"SMTP server's TLS certificate is not trusted: {certificate.verify_message or certificate}"
+        )
     if isinstance(exc, ValueError):
-        return TerminalError(f"address cannot be sent: {exc}")
+        return TerminalError(f"message cannot be sent: {exc}")
     return RetryableError(f"{type(exc).__name__}: {exc}")
 
 

@@ -6,7 +6,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,7 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import Field, SecretStr, field_validator
 
-from herald.channels._http import HttpChannel, parse_retry_after
+from herald.channels._http import HttpChannel, encode_json_body, parse_retry_after
 from herald.channels.base import ChannelSettings, OutboundMessage, SendResult
 from herald.core.errors import RetryableError, TerminalError
 
@@ -127,8 +126,8 @@ def build_payload(message: OutboundMessage, now: datetime) -> dict[str, Any]:
 
 def encode_payload(message: OutboundMessage, now: datetime) -> bytes:
     # The signature covers these exact bytes, so they are produced once and sent as-is.
-    payload = build_payload(message, now)
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+    # Content that cannot be UTF-8 (a lone surrogate) is terminal: it would fail every retry.
+    return encode_json_body(build_payload(message, now), separators=(",", ":"), default=str)
 
 
 def signed_headers(settings: WebhookSettings, msg_id: str, timestamp: int, body: bytes) -> httpx.Headers:

@@ -17,7 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from herald.config import DatabaseBackend, backend_for_url
+from herald.core.backends import DatabaseBackend, backend_for_url
 
 
 def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
