@@ -13,12 +13,11 @@ import contextlib
 import time
 from collections import Counter
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import Any
 
-from pydantic import SecretStr
 from sqlalchemy import select, update
 
-from herald.channels.base import Channel, ChannelSettings, OutboundMessage, RateLimit, SendResult
+from herald.channels.base import Channel, OutboundMessage, SendResult
 from herald.core.backoff import MAX_RETRY_AFTER_SECONDS
 from herald.engine.ratelimit import create_rate_limiter
 from herald.engine.worker import Worker
@@ -26,6 +25,7 @@ from herald.store.tables import deliveries
 from herald.store.types import utcnow
 from tests.conftest import Harness
 from tests.engine.test_delivery import EMAIL_TEMPLATE, setup_webhook, status_of
+from tests.engine.test_ratelimit import LimitedChannel
 from tests.support import SECRET, Mailbox, Receiver
 
 
@@ -116,24 +116,6 @@ async def test_redis_down_in_the_rate_limiter_settles_only_those_deliveries(
     assert all(d["attempts"] == harness.herald.settings.max_attempts for d in held)
     assert len(receiver.requests) == 10
     await harness.herald.rate_limiter.aclose()
-
-
-class _Settings(ChannelSettings):
-    token: SecretStr
-
-
-class LimitedChannel(Channel):
-    name = "limited"
-    Settings = _Settings
-    requires_template = False
-    rate_limit: ClassVar[RateLimit | None] = RateLimit(100, 60)
-
-    def __init__(self) -> None:
-        self.sent: list[str] = []
-
-    async def send(self, message: OutboundMessage, settings: Any) -> SendResult:
-        self.sent.append(message.delivery_id)
-        return SendResult()
 
 
 class Scripted(Channel):

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from herald.channels.webhook import WebhookChannel, WebhookSettings
+from herald.channels.base import Channel, ChannelSettings
 from herald.core.errors import PermanentJobError, TerminalError
 from herald.core.ids import new_id
 from herald.store import event_webhooks as store
@@ -25,6 +25,8 @@ from herald.store.records import Job
 from herald.store.secretbox import SecretBox
 from herald.store.types import utcnow
 
+EVENT_CHANNEL = "webhook"
+"""The registry's channel that posts events: anything with ``post_signed`` (Standard Webhooks)."""
 EVENT_TYPES = ("message.sent", "message.delivered", "message.failed", "message.read")
 JOB_KIND = "event"
 _CACHE_SECONDS = 2.0
@@ -63,12 +65,25 @@ class EventOutbox:
             self._wake()
 
 
+class SignedPoster(Protocol):
+    """What event delivery needs of a channel: its settings model and a signed POST."""
+
+    Settings: ClassVar[type[ChannelSettings]]
+
+    async def post_signed(self, settings: Any, msg_id: str, body: bytes, now: datetime) -> Any: ...
+
+
+def event_poster(channels: Mapping[str, Channel]) -> SignedPoster | None:
+    channel = channels.get(EVENT_CHANNEL)
+    return channel if isinstance(channel, Channel) and hasattr(channel, "post_signed") else None
+
+
 class EventJobHandler:
     """Handles ``event`` jobs: POSTs one event; a 4xx ends it, other failures are retried."""
 
     kind = JOB_KIND
 
-    def __init__(self, db: Database, box: SecretBox, channel: WebhookChannel) -> None:
+    def __init__(self, db: Database, box: SecretBox, channel: SignedPoster) -> None:
         self._db, self._box, self._channel = db, box, channel
 
     async def __call__(self, job: Job, owner: str) -> None:
@@ -81,7 +96,7 @@ class EventJobHandler:
                 ensure_ascii=False,
                 separators=(",", ":"),
             ).encode()
-            settings = WebhookSettings.model_validate({"url": hook["url"], "secret": hook["secret"]})
+            settings = self._channel.Settings.model_validate({"url": hook["url"], "secret": hook["secret"]})
             try:
                 await self._channel.post_signed(settings, payload["id"], body, datetime.now(UTC))
             except TerminalError as exc:  # a 4xx: the receiver refuses it; retrying would not help

@@ -21,12 +21,11 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from herald.channels.webhook import WebhookChannel
 from herald.core.backoff import retry_at, retry_delay
 from herald.core.errors import PermanentJobError
 from herald.core.outcomes import Outcome
 from herald.engine import metrics, pipeline
-from herald.engine.events import EventJobHandler
+from herald.engine.events import EventJobHandler, event_poster
 from herald.engine.fanout import FanoutJobHandler, LostLease
 from herald.engine.service import Herald
 from herald.engine.wakeup import PostgresWakeup
@@ -56,10 +55,10 @@ class JobHandler(Protocol):
 
 
 def default_job_handlers(herald: Herald) -> dict[str, JobHandler]:
-    webhook = herald.channels.get("webhook")
     handlers: list[JobHandler] = [FanoutJobHandler(herald)]
-    if isinstance(webhook, WebhookChannel):  # event webhooks are posted like webhook deliveries
-        handlers.append(EventJobHandler(herald.db, herald.box, webhook))
+    poster = event_poster(herald.channels)
+    if poster is not None:  # event webhooks are posted like webhook deliveries
+        handlers.append(EventJobHandler(herald.db, herald.box, poster))
     return {h.kind: h for h in handlers}
 
 
