@@ -240,6 +240,14 @@ class Channel(ABC):
         or ``SkipDelivery``; return a ``SendResult`` on success.
         """
 
+    def missing_address(self, recipient: Recipient) -> str | None:
+        """Why ``recipient`` cannot be reached on this channel (``"no email address"``), or None.
+
+        Laravel's ``routeNotificationFor``: the channel says where a recipient receives. The engine
+        asks before spending a send budget or a grant, and skips the delivery with this reason.
+        """
+        return None
+
     quota_exhausted_codes: ClassVar[frozenset[str]] = frozenset()
     """Provider codes meaning the recipient has no grants left: the engine zeroes the quota."""
 

@@ -14,7 +14,7 @@ import aiosmtplib
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from herald.channels._http import encode_utf8
-from herald.channels.base import Channel, ChannelSettings, OutboundMessage, SendResult
+from herald.channels.base import Channel, ChannelSettings, OutboundMessage, Recipient, SendResult
 from herald.core.errors import DeliveryError, RetryableError, SkipDelivery, TerminalError
 
 
@@ -59,6 +59,9 @@ class EmailChannel(Channel):
     name = "email"
     title = "Email / 邮件"
     Settings = EmailSettings
+
+    def missing_address(self, recipient: Recipient) -> str | None:
+        return None if recipient.email else "no email address"
 
     async def send(self, message: OutboundMessage, settings: EmailSettings) -> SendResult:
         if not message.recipient.email:

@@ -22,7 +22,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from herald.channels._http import HttpChannel, encode_json_body, http_base_url
-from herald.channels.base import ChannelSettings, OutboundMessage, Receipt, SendResult
+from herald.channels.base import ChannelSettings, OutboundMessage, Receipt, Recipient, SendResult
 from herald.core.errors import RetryableError, SkipDelivery, TerminalError
 
 ACTION = "SendSms"
@@ -142,6 +142,9 @@ class AliyunSmsChannel(HttpChannel):
 
     def parse_receipts(self, body: bytes) -> list[Receipt]:
         return _parse_aliyun_reports(body)
+
+    def missing_address(self, recipient: Recipient) -> str | None:
+        return None if recipient.phone else "no phone number"
 
     async def send(self, message: OutboundMessage, settings: AliyunSmsSettings) -> SendResult:
         if not message.recipient.phone:

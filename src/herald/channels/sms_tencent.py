@@ -20,7 +20,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from herald.channels._http import HttpChannel, encode_json_body, http_base_url
-from herald.channels.base import ChannelSettings, OutboundMessage, Receipt, SendResult
+from herald.channels.base import ChannelSettings, OutboundMessage, Receipt, Recipient, SendResult
 from herald.core.errors import RetryableError, SkipDelivery, TerminalError
 
 SERVICE = "sms"
@@ -128,6 +128,9 @@ class TencentSmsChannel(HttpChannel):
 
     def parse_receipts(self, body: bytes) -> list[Receipt]:
         return _parse_tencent_reports(body)
+
+    def missing_address(self, recipient: Recipient) -> str | None:
+        return None if recipient.phone else "no phone number"
 
     async def send(self, message: OutboundMessage, settings: TencentSmsSettings) -> SendResult:
         if not message.recipient.phone:

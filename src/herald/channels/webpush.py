@@ -33,6 +33,7 @@ from herald.channels.base import (
     ChannelRoute,
     ChannelSettings,
     OutboundMessage,
+    Recipient,
     SendResult,
 )
 from herald.core.errors import NotFound, RetryableError, SkipDelivery, TerminalError
@@ -265,6 +266,9 @@ class WebPushChannel(Channel):
             }
         private, public = generate_vapid_keys()
         return {**config, "vapid_private_key": private, "vapid_public_key": public}
+
+    def missing_address(self, recipient: Recipient) -> str | None:
+        return None if recipient.endpoints else "no Web Push subscription"
 
     async def send(self, message: OutboundMessage, settings: WebPushSettings) -> SendResult:
         subscriptions = unique_subscriptions(message.recipient.endpoints)

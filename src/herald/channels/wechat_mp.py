@@ -29,7 +29,7 @@ from herald.channels._wechat import (
     parse_content,
     wrap_values,
 )
-from herald.channels.base import ChannelRequest, ChannelRoute, OutboundMessage, SendResult
+from herald.channels.base import ChannelRequest, ChannelRoute, OutboundMessage, Recipient, SendResult
 from herald.core.errors import SkipDelivery
 
 SEND_PATH = "/cgi-bin/message/subscribe/send"
@@ -120,6 +120,9 @@ class WeChatMPChannel(WeChatChannel):
     def quota_key(self, message: OutboundMessage) -> str | None:
         template_id = subscription_template_id(message.content)
         return grant_key(template_id) if template_id else None
+
+    def missing_address(self, recipient: Recipient) -> str | None:
+        return None if recipient.channels.get(OPENID_KEY) else "no WeChat mini-program openid"
 
     async def send(self, message: OutboundMessage, settings: WeChatMPSettings) -> SendResult:
         openid = message.recipient.channels.get(OPENID_KEY)

@@ -23,7 +23,7 @@ from herald.channels._wechat import (
     parse_content,
     wrap_values,
 )
-from herald.channels.base import OutboundMessage, SendResult
+from herald.channels.base import OutboundMessage, Recipient, SendResult
 from herald.core.errors import SkipDelivery
 
 SEND_PATH = "/cgi-bin/message/template/send"
@@ -76,6 +76,9 @@ class WeChatOAChannel(WeChatChannel):
     Settings = WeChatOASettings
     Template = WeChatOATemplate
     retryable_codes = frozenset({SYSTEM_BUSY, DAILY_QUOTA, MINUTE_QUOTA, OUT_OF_QUOTA})
+
+    def missing_address(self, recipient: Recipient) -> str | None:
+        return None if recipient.channels.get(OPENID_KEY) else "no WeChat official-account openid"
 
     async def send(self, message: OutboundMessage, settings: WeChatOASettings) -> SendResult:
         openid = message.recipient.channels.get(OPENID_KEY)

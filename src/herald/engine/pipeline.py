@@ -1,4 +1,4 @@
-"""One delivery, in named stages: gate → route → budget → build → grant → send.
+"""One delivery, in named stages: gate → route → build → address → budget → grant → send.
 
 Each stage takes typed input and returns either what the next stage needs or an ``Outcome``
 that ends the delivery there; ``handle_delivery`` runs them in order and turns anything a stage
@@ -167,6 +167,12 @@ def build(
     )
 
 
+def address(routed: Route, message: OutboundMessage) -> Outcome | None:
+    """A recipient the channel cannot reach is skipped before any budget or grant is spent."""
+    missing = routed.channel.missing_address(message.recipient)
+    return None if missing is None else Outcome.skipped(missing, code="no_address")
+
+
 async def send(routed: Route, message: OutboundMessage, delivery: Delivery, policy: Policy, now: datetime) -> Outcome:
     """Call the channel; every way it can end becomes an outcome."""
     channel = routed.channel
@@ -256,9 +262,11 @@ async def run_stages(delivery: Delivery, context: Context, services: Services, p
     if isinstance(routed, Outcome):
         return routed
     account = routed.account.name if routed.account else None
+    message = build(delivery, notification, routed, context, policy)
+    if (stop := address(routed, message)) is not None:
+        return stop.via(account)
     if (stop := await budget(routed, services, now)) is not None:
         return stop
-    message = build(delivery, notification, routed, context, policy)
     grant = await take_grant(services, routed.channel, message, now)
     if isinstance(grant, Outcome):
         return grant.via(account)
