@@ -33,7 +33,7 @@ def in_audience(announcement: dict[str, Any], user_tags: list[str] | None) -> bo
 
 async def _user_announcements(herald: Herald, conn: Any, user_id: str, now: datetime) -> list[dict[str, Any]]:
     """Live announcements this user is in the audience of (user row read only when tags matter)."""
-    live = await herald.announcements.live(herald, now)
+    live = await herald.announcements.live(herald, now, conn)
     if not live:
         return []
     tags: list[str] | None = None

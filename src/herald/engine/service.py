@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from herald.channels import CHANNELS
 from herald.channels.base import Channel
 from herald.config import Settings
@@ -36,12 +38,20 @@ class AnnouncementCache:
     def invalidate(self) -> None:
         self._loaded_at = float("-inf")
 
-    async def live(self, herald: Herald, now: datetime) -> list[dict[str, Any]]:
+    async def live(self, herald: Herald, now: datetime, conn: AsyncConnection | None = None) -> list[dict[str, Any]]:
+        """The live announcements; a refresh reads through ``conn`` when the caller holds one.
+
+        A caller holding a connection must never wait for a second one: with every connection
+        held by callers queued on the refresh lock, the refresh could not get one (a pool deadlock).
+        """
         if time.monotonic() - self._loaded_at > self.ttl:
             async with self._lock:
                 if time.monotonic() - self._loaded_at > self.ttl:
-                    async with herald.db.read() as conn:
+                    if conn is not None:
                         self._rows = await ann_store.live_announcements(conn, now)
+                    else:
+                        async with herald.db.read() as own:
+                            self._rows = await ann_store.live_announcements(own, now)
                     self._loaded_at = time.monotonic()
         return [
             a
