@@ -39,11 +39,11 @@ async def _first_send_after_trigger(harness: Harness, *, pg_notify: bool) -> flo
     worker = Worker(other)
     task = asyncio.create_task(worker.run())
     try:
-        await asyncio.sleep(0.5)  # the worker found nothing and is waiting (LISTENing on PostgreSQL)
+        await asyncio.sleep(1.0)  # the worker found nothing and is waiting (LISTENing on PostgreSQL)
         started = time.monotonic()
         r = await harness.trigger({"type": "ping", "to": ["u1"], "data": {}})
         assert r.status_code == 202, r.text
-        for _ in range(150):
+        while time.monotonic() - started < 5.0:  # far below the 30 s poll
             if channel.sent_at:
                 return channel.sent_at[0] - started
             await asyncio.sleep(0.01)
@@ -59,10 +59,10 @@ async def test_a_notify_wakes_a_worker_in_another_process(harness: Harness) -> N
     if not harness.herald.db.is_postgres:
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite runs one process with an in-process wake-up")
     latency = await _first_send_after_trigger(harness, pg_notify=True)
-    assert latency is not None and latency < 1.0, latency
+    assert latency is not None, "not woken: it would have waited for its 30 s poll"
 
 
 async def test_without_notify_the_worker_waits_for_its_poll(harness: Harness) -> None:
     if not harness.herald.db.is_postgres:
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
-    assert await _first_send_after_trigger(harness, pg_notify=False) is None  # 1.5 s: still asleep
+    assert await _first_send_after_trigger(harness, pg_notify=False) is None  # 5 s later: still asleep

@@ -16,6 +16,7 @@ import secrets
 import socket
 import time
 from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -45,6 +46,17 @@ HOUSEKEEPING_SECONDS = 300.0
 JOB_SLOTS = 4
 """At most this many jobs at once, so deliveries always have slots."""
 SETTLE_TRIES = 3
+SETTLE_BATCH = 64
+"""At most this many outcomes recorded in one transaction."""
+
+
+@dataclass(frozen=True)
+class _Settlement:
+    delivery: Delivery
+    outcome: Outcome
+    started: datetime
+    sender: str
+    done: asyncio.Future[bool | None]
 
 
 class JobHandler(Protocol):
@@ -83,6 +95,8 @@ class Worker:
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._leased: set[str] = set()  # delivery ids claimed and not yet settled
+        self._to_settle: asyncio.Queue[_Settlement] = asyncio.Queue()
+        self._settler: asyncio.Task[None] | None = None
         self._next_housekeeping = 0.0
 
     @property
@@ -125,6 +139,7 @@ class Worker:
         claimed = await self.fill_slots()
         if self._tasks:
             await asyncio.wait(self._tasks)
+        await self._stop_settler()
         await self._housekeeping_if_due()
         return claimed > 0
 
@@ -215,30 +230,83 @@ class Worker:
         await self._settle(delivery, outcome, started, sender)
 
     async def _settle(self, delivery: Delivery, outcome: Outcome, started: datetime, sender: str) -> None:
-        """Record the outcome in its own transaction (tried a few times: a lost outcome means a
-        resend after the lease); the event and forgotten addresses go in the same transaction."""
-        for attempt in range(1, SETTLE_TRIES + 1):
-            try:
-                async with self.herald.db.write() as conn:
-                    kept = await delivery_store.settle_delivery(
-                        conn, delivery, outcome, owner=self.owner, started_at=started, now=utcnow()
-                    )
-                    if kept:
-                        await self._after_settle(conn, delivery, outcome, sender)
-                break
-            except Exception as exc:
-                if attempt == SETTLE_TRIES:
-                    log.error("delivery %s: outcome not recorded (%s); it returns after its lease", delivery.id, exc)
-                    self._leased.discard(delivery.id)
-                    return
-                await asyncio.sleep(0.2 * attempt)
+        """Hand the outcome to the settler and wait until it is recorded: the slot stays taken
+        until then, so a worker never holds more leased rows than it has slots."""
+        done: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
+        self._ensure_settler()
+        self._to_settle.put_nowait(_Settlement(delivery, outcome, started, sender, done))
+        kept = await done
         self._leased.discard(delivery.id)
+        if kept is None:
+            return  # not recorded (database unreachable): the row comes back after its lease
         if not kept:
             log.warning("delivery %s: lease lost before its outcome was recorded", delivery.id)
             return
         metrics.deliveries_finished.labels(delivery.channel, outcome.status.value).inc()
         if outcome.attempted:
             metrics.sends_total.labels(delivery.channel, outcome.attempt_label).inc()
+
+    def _ensure_settler(self) -> None:
+        if self._settler is None or self._settler.done():
+            self._settler = asyncio.create_task(self._settle_forever(), name="herald-settler")
+
+    async def _settle_forever(self) -> None:
+        """Record outcomes as they come, many per transaction (one commit for all that are
+        waiting): sends stay in flight meanwhile."""
+        while True:
+            batch = [await self._to_settle.get()]
+            while len(batch) < SETTLE_BATCH and not self._to_settle.empty():
+                batch.append(self._to_settle.get_nowait())
+            try:
+                await self._settle_batch(batch)
+            except asyncio.CancelledError:
+                for item in batch:
+                    if not item.done.done():
+                        item.done.cancel()
+                raise
+            finally:
+                for _ in batch:
+                    self._to_settle.task_done()
+
+    async def _settle_batch(self, batch: list[_Settlement]) -> None:
+        """All in one transaction; if that fails, each alone, so one bad outcome fails by itself."""
+        if len(batch) > 1:
+            try:
+                async with self.herald.db.write() as conn:
+                    kept = [await self._record(conn, item) for item in batch]
+            except Exception as exc:
+                log.warning("settling %d outcomes together failed (%s); settling each alone", len(batch), exc)
+            else:
+                for item, k in zip(batch, kept, strict=True):
+                    item.done.set_result(k)
+                return
+        for item in batch:
+            item.done.set_result(await self._settle_alone(item))
+
+    async def _settle_alone(self, item: _Settlement) -> bool | None:
+        """One outcome in its own transaction, tried a few times (a lost outcome means a resend
+        after the lease); None if it could not be recorded."""
+        for attempt in range(1, SETTLE_TRIES + 1):
+            try:
+                async with self.herald.db.write() as conn:
+                    return await self._record(conn, item)
+            except Exception as exc:
+                if attempt == SETTLE_TRIES:
+                    log.error(
+                        "delivery %s: outcome not recorded (%s); it returns after its lease", item.delivery.id, exc
+                    )
+                    return None
+                await asyncio.sleep(0.2 * attempt)
+        return None
+
+    async def _record(self, conn: AsyncConnection, item: _Settlement) -> bool:
+        """The outcome, its attempt, its event and forgotten addresses, if this worker still holds the lease."""
+        kept = await delivery_store.settle_delivery(
+            conn, item.delivery, item.outcome, owner=self.owner, started_at=item.started, now=utcnow()
+        )
+        if kept:
+            await self._after_settle(conn, item.delivery, item.outcome, item.sender)
+        return kept
 
     async def _after_settle(self, conn: AsyncConnection, delivery: Delivery, outcome: Outcome, sender: str) -> None:
         if outcome.gone:  # the provider says these addresses no longer exist
@@ -323,12 +391,25 @@ class Worker:
         if purged:
             log.info("purged %d expired idempotency keys", purged)
 
+    async def _stop_settler(self) -> None:
+        """Record what is already waiting (those sends happened), then stop."""
+        if self._settler is not None and not self._settler.done():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await self._to_settle.join()
+        if self._settler is not None:
+            self._settler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._settler
+            self._settler = None
+
     async def _hand_back(self) -> None:
         """Cancelled (hard shutdown): stop what is in flight and release unsettled deliveries at once."""
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._stop_settler()
         ids = list(self._leased)
         if not ids:
             return
