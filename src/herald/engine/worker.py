@@ -50,6 +50,11 @@ SETTLE_BATCH = 64
 """At most this many outcomes recorded in one transaction."""
 
 
+def _resolve(done: asyncio.Future[bool | None], kept: bool | None) -> None:
+    if not done.done():  # its delivery task may have been cancelled (hard stop) while it was recorded
+        done.set_result(kept)
+
+
 @dataclass(frozen=True)
 class _Settlement:
     delivery: Delivery
@@ -278,10 +283,10 @@ class Worker:
                 log.warning("settling %d outcomes together failed (%s); settling each alone", len(batch), exc)
             else:
                 for item, k in zip(batch, kept, strict=True):
-                    item.done.set_result(k)
+                    _resolve(item.done, k)
                 return
         for item in batch:
-            item.done.set_result(await self._settle_alone(item))
+            _resolve(item.done, await self._settle_alone(item))
 
     async def _settle_alone(self, item: _Settlement) -> bool | None:
         """One outcome in its own transaction, tried a few times (a lost outcome means a resend
