@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from herald.config import DatabaseBackend, Settings
+from herald.config import DatabaseBackend, Settings, masked_url
 from herald.store.db import Database
 
 
@@ -124,3 +124,43 @@ def test_cli_refuses_an_unknown_scheme_in_one_line(tmp_path: Path, variable: str
     assert lines[0].startswith(f"herald: configuration error: {variable}: {expected}; accepted: ")
     assert "Traceback" not in done.stderr and "hunter2" not in done.stderr
     assert not list(tmp_path.iterdir())  # refused before anything was created
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql+asyncpg://herald:hunter2@db:5432/herald", "postgresql+asyncpg://herald:***@db:5432/herald"),
+        ("postgresql+asyncpg://herald@db/herald", "postgresql+asyncpg://herald@db/herald"),
+        ("redis://:hunter2@cache:6379/0", "redis://:***@cache:6379/0"),
+        ("unix:///run/redis.sock?db=1&password=hunter2", "unix:///run/redis.sock?db=1&password=***"),
+        ("sqlite+aiosqlite:///./herald.db", "sqlite+aiosqlite:///./herald.db"),
+        ("sqlite+aiosqlite:////var/lib/herald/herald.db", "sqlite+aiosqlite:////var/lib/herald/herald.db"),
+    ],
+)
+def test_masked_url_hides_the_password_only(url: str, shown: str) -> None:
+    assert masked_url(url) == shown
+
+
+@pytest.mark.parametrize("port", [0, -1, 65536, 99999])
+def test_a_port_outside_1_to_65535_is_refused(port: int) -> None:
+    with pytest.raises(ValidationError, match="port"):
+        Settings(port=port)
+    assert Settings(port=65535).port == 65535
+
+
+@pytest.mark.parametrize(
+    ("url", "fix"),
+    [
+        ("postgres://u:hunter2@db/herald", "for PostgreSQL write postgresql+asyncpg://user:password@host:5432/dbname"),
+        (
+            "postgresql://u:hunter2@db/herald",
+            "for PostgreSQL write postgresql+asyncpg://user:password@host:5432/dbname",
+        ),
+        ("sqlite:///herald.db", "for SQLite write sqlite+aiosqlite:///path/to/herald.db"),
+    ],
+)
+def test_a_near_miss_scheme_names_the_fix(url: str, fix: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(database_url=url, secret_key="k")
+    message = str(caught.value.errors()[0]["ctx"]["error"])
+    assert message.endswith(fix) and "hunter2" not in message

@@ -8,7 +8,8 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.routing import APIRoute
 
 from herald import __version__
 from herald.api import (
@@ -26,16 +27,25 @@ from herald.api import (
     users,
 )
 from herald.api.auth import ApiKeyCache, UserTokenCache
-from herald.api.limits import BodySizeLimit
+from herald.api.content_type import JsonContentType
+from herald.api.limits import BodySizeLimit, refuse_bad_input
+from herald.api.openapi import install_docs, install_openapi
 from herald.config import Settings
 from herald.engine.service import Herald
 from herald.engine.worker import Worker
+from herald.logs import install_redaction
 
 log = logging.getLogger(__name__)
 
 
+def operation_id(route: APIRoute) -> str:
+    """The handler's name (``put_user``, ``list_inbox``): what a generated client calls the method."""
+    return route.name
+
+
 def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> FastAPI:
     settings = settings or Settings()
+    install_redaction()  # before anything logs: no secret in any log line (docs/operations.md)
     herald = Herald(settings)
     with_worker = settings.embedded_worker if run_worker is None else run_worker
 
@@ -64,8 +74,16 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app = FastAPI(
         title="Herald",
         version=__version__,
-        description="Self-hosted notification platform (消息通知系统). See API.md for the contract.",
+        description=(
+            "Self-hosted notification platform (消息通知系统). Server-side endpoints take an API key,"
+            " `/v1/me/…` a user token, both as `Authorization: Bearer …`. Errors are RFC 9457"
+            " `application/problem+json`."
+        ),
         lifespan=lifespan,
+        dependencies=[Depends(refuse_bad_input)],  # the door: text, nesting and sizes of every request
+        docs_url=None,  # served offline by install_docs
+        redoc_url=None,
+        generate_unique_id_function=operation_id,
     )
     app.state.herald = herald
     app.state.api_keys = ApiKeyCache()
@@ -82,5 +100,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.include_router(callbacks.router)
     app.include_router(me.router)
     app.include_router(channel_routes.channel_router(herald.channels))
-    app.add_middleware(BodySizeLimit)
+    install_docs(app)
+    install_openapi(app)
+    app.add_middleware(JsonContentType)
+    app.add_middleware(BodySizeLimit)  # outermost: a body over the limit is 413 whatever its type
     return app

@@ -4,19 +4,42 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import sqlite3
 import sys
-from typing import Annotated
+from collections.abc import Coroutine
+from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
 
-from herald.config import Settings
+from herald import __version__
+from herald.config import POSTGRESQL_URL_FORM, SQLITE_URL_FORM, Settings, masked_url
 from herald.engine.tokens import MAX_EXPIRES_IN
 
 app = typer.Typer(help="Herald, a self-hosted notification platform (消息通知系统).", no_args_is_help=True)
 apikey_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(apikey_app, name="apikey")
 log = logging.getLogger("herald")
+T = TypeVar("T")
+
+HostOption = Annotated[str | None, typer.Option(help="Bind address (HERALD_HOST).")]
+PortOption = Annotated[int | None, typer.Option(help="Port, 1-65535 (HERALD_PORT).", min=1, max=65535)]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"herald {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True)
+    ] = False,
+) -> None:
+    """Herald, a self-hosted notification platform (消息通知系统)."""
 
 
 def _settings() -> Settings:
@@ -41,6 +64,9 @@ def _config_problems(exc: ValidationError) -> str:
 
 
 def _logging(settings: Settings) -> None:
+    from herald.logs import install_redaction
+
+    install_redaction()
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -48,6 +74,85 @@ def _logging(settings: Settings) -> None:
     )
     # Alembic's start-up chatter (plugin set-up, "context impl") says nothing an operator needs.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def _start(command: str, *, sqlite_must_exist: bool = True) -> Settings:
+    """Settings and logging for ``command``, and one log line naming the database and Redis it uses.
+
+    Only ``serve`` and ``migrate`` may create a SQLite file: any other command run in the wrong
+    directory would quietly start a new, empty installation.
+    """
+    settings = _settings()
+    _logging(settings)
+    redis = masked_url(settings.redis_url) if settings.redis_url else "none (in-process)"
+    log.info("%s: database %s, redis %s", command, masked_url(settings.database_url), redis)
+    if sqlite_must_exist:
+        _refuse_missing_sqlite(settings)
+    return settings
+
+
+def _refuse_missing_sqlite(settings: Settings) -> None:
+    path = settings.sqlite_path
+    if path is not None and not path.exists():
+        typer.echo(
+            f"herald: no database at {path.resolve()}: run in the directory that holds it, point "
+            "HERALD_DATABASE_URL at it (sqlite+aiosqlite:////absolute/path/herald.db), "
+            "or create it with `herald migrate`",
+            err=True,
+        )
+        raise typer.Exit(2)
+
+
+def _run(settings: Settings, work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work``; a database that cannot be reached ends the command with one line, exit code 1."""
+    try:
+        return asyncio.run(work)
+    except Exception as exc:
+        url_form = SQLITE_URL_FORM if settings.is_sqlite else POSTGRESQL_URL_FORM
+        reason = _database_failure(exc, fix=f"fix HERALD_DATABASE_URL ({url_form})")
+        if reason is None:
+            raise  # not the operator's configuration: a bug, keep the traceback
+        typer.echo(f"herald: cannot use the database {masked_url(settings.database_url)}: {reason}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _database_failure(exc: BaseException, fix: str) -> str | None:
+    """Why the database could not be reached, with the fix, or ``None`` when ``exc`` is something else."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:  # SQLAlchemy wraps the driver's error; the driver's own is the one that says why
+        error = todo.pop()
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        reason = _connection_reason(error, fix)
+        if reason is not None:
+            return reason
+        todo.extend(e for e in (getattr(error, "orig", None), error.__cause__, error.__context__) if e is not None)
+    return None
+
+
+def _connection_reason(error: BaseException, fix: str) -> str | None:
+    import asyncpg  # type: ignore[import-untyped]
+
+    if isinstance(error, asyncpg.InvalidCatalogNameError):  # database "x" does not exist
+        return f"{error}; create it (createdb) or {fix}"
+    if isinstance(error, asyncpg.InvalidAuthorizationSpecificationError | asyncpg.InvalidPasswordError):
+        return f"{error}; {fix}"
+    no_table = isinstance(error, sqlite3.OperationalError) and str(error).startswith("no such table")
+    if no_table or isinstance(error, asyncpg.UndefinedTableError):  # HERALD_AUTO_MIGRATE=false on a new database
+        return f"{error}; run `herald migrate` first (or set HERALD_AUTO_MIGRATE=true)"
+    if isinstance(error, ConnectionRefusedError):
+        return f"connection refused; start PostgreSQL there or {fix}"
+    if isinstance(error, socket.gaierror):
+        return f"unknown host ({error.strerror}); {fix}"
+    if isinstance(error, TimeoutError):
+        return f"connection timed out; {fix}"
+    if isinstance(error, sqlite3.OperationalError) and "unable to open" in str(error):
+        return f"{error}; check that the directory exists and is writable, or {fix}"
+    if isinstance(error, OSError) and error.errno is not None:  # network unreachable, …
+        return f"{error.strerror or error}; {fix}"
+    return None
 
 
 async def _prepare(settings: Settings, demo: bool) -> None:
@@ -62,11 +167,17 @@ async def _prepare(settings: Settings, demo: bool) -> None:
         if key:
             typer.echo(f"Created the first admin API key (shown once, keep it): {key}", err=True)
         if demo:
-            info = await seed_demo(herald)
+            seed = await seed_demo(herald)
             base = f"http://{settings.host}:{settings.port}"
-            typer.echo("Demo seeded: type 'recharge.succeeded', users 'alice' and 'bob'.", err=True)
-            typer.echo(f"alice's user token: {info['token']}", err=True)
-            typer.echo(f"  curl -H 'Authorization: Bearer {info['token']}' {base}/v1/me/inbox", err=True)
+            if seed.seeded:
+                typer.echo("Demo seeded: type 'recharge.succeeded', users 'alice' and 'bob'.", err=True)
+            else:
+                typer.echo(
+                    "Demo not seeded: the database already has types or users (it seeds only an empty one).", err=True
+                )
+            if seed.token:
+                typer.echo(f"alice's user token: {seed.token}", err=True)
+                typer.echo(f"  curl -H 'Authorization: Bearer {seed.token}' {base}/v1/me/inbox", err=True)
     finally:
         await herald.close()
 
@@ -87,28 +198,33 @@ def _run_uvicorn(settings: Settings, run_worker: bool) -> None:
 
 @app.command()
 def serve(
-    demo: Annotated[bool, typer.Option(help="Seed a demo type, two users and print a user token.")] = False,
-    host: Annotated[str | None, typer.Option(help="Bind address (HERALD_HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (HERALD_PORT).")] = None,
+    demo: Annotated[
+        bool, typer.Option(help="Into an empty database: seed a demo type, two users and print a user token.")
+    ] = False,
+    host: HostOption = None,
+    port: PortOption = None,
 ) -> None:
     """API + worker in one process (the embedded default)."""
-    settings = _settings()
-    if host:
-        settings.host = host
-    if port:
-        settings.port = port
-    _logging(settings)
-    asyncio.run(_prepare(settings, demo))
+    settings = _start("serve", sqlite_must_exist=False)
+    _bind(settings, host, port)
+    _run(settings, _prepare(settings, demo))
     _run_uvicorn(settings, run_worker=settings.embedded_worker)
 
 
 @app.command()
-def api() -> None:
+def api(host: HostOption = None, port: PortOption = None) -> None:
     """The API alone (run `herald worker` processes beside it)."""
-    settings = _settings()
-    _logging(settings)
-    asyncio.run(_prepare(settings, demo=False))
+    settings = _start("api")
+    _bind(settings, host, port)
+    _run(settings, _prepare(settings, demo=False))
     _run_uvicorn(settings, run_worker=False)
+
+
+def _bind(settings: Settings, host: str | None, port: int | None) -> None:
+    if host:
+        settings.host = host
+    if port is not None:
+        settings.port = port
 
 
 @app.command()
@@ -117,8 +233,8 @@ def worker() -> None:
     from herald.api.worker_ops import bind_socket, run_worker
     from herald.engine.service import Herald
 
-    settings = _settings()
-    _logging(settings)
+    settings = _start("worker")
+    _run(settings, _reach_database(settings))
     sock = None
     if settings.worker_metrics_port:
         host, port = settings.worker_metrics_host, settings.worker_metrics_port
@@ -131,8 +247,6 @@ def worker() -> None:
     async def run() -> None:
         herald = Herald(settings)
         try:
-            if settings.auto_migrate:
-                await herald.migrate()
             await run_worker(herald, sock, log_level=settings.log_level)
         finally:
             await herald.close()
@@ -146,20 +260,26 @@ def worker() -> None:
 
 @app.command()
 def migrate() -> None:
-    """Bring the database schema up to date."""
+    """Bring the database schema up to date (creating a SQLite file if there is none)."""
+    settings = _start("migrate", sqlite_must_exist=False)
+    _run(settings, _reach_database(settings, migrate=True))
+    typer.echo("database is up to date", err=True)
+
+
+async def _reach_database(settings: Settings, *, migrate: bool | None = None) -> None:
+    """Connect once, and migrate when asked (by default: when HERALD_AUTO_MIGRATE)."""
+    from sqlalchemy import text
+
     from herald.engine.service import Herald
 
-    settings = _settings()
-
-    async def run() -> None:
-        herald = Herald(settings)
-        try:
+    herald = Herald(settings)
+    try:
+        if settings.auto_migrate if migrate is None else migrate:
             await herald.migrate()
-        finally:
-            await herald.close()
-
-    asyncio.run(run())
-    typer.echo("database is up to date", err=True)
+        async with herald.db.read() as conn:
+            await conn.execute(text("SELECT 1"))
+    finally:
+        await herald.close()
 
 
 @apikey_app.command("create")
@@ -178,7 +298,7 @@ def apikey_create(
     if bad or not wanted:
         typer.echo(f"herald: unknown scope(s) {bad}; choose from {sorted(valid)}", err=True)
         raise typer.Exit(2)
-    settings = _settings()
+    settings = _start("apikey create")
 
     async def run() -> str:
         herald = Herald(settings)
@@ -191,25 +311,105 @@ def apikey_create(
         finally:
             await herald.close()
 
-    typer.echo(asyncio.run(run()))
+    typer.echo(_run(settings, run()))
+
+
+@apikey_app.command("list")
+def apikey_list() -> None:
+    """List API keys, newest first: id, name, prefix, scopes, created, last used, revoked (never the key)."""
+    from herald.engine.service import Herald
+    from herald.store.apikeys import list_api_keys
+
+    settings = _start("apikey list")
+
+    async def run() -> list[dict[str, object]]:
+        herald = Herald(settings)
+        try:
+            if settings.auto_migrate:
+                await herald.migrate()
+            async with herald.db.read() as conn:
+                return await list_api_keys(conn)
+        finally:
+            await herald.close()
+
+    rows = [
+        [
+            str(key["id"]),
+            str(key["name"]),
+            f"{key['prefix']}…",
+            ",".join(sorted(key["scopes"])),  # type: ignore[call-overload]
+            _when(key["created_at"]),
+            _when(key["last_used_at"]),
+            _when(key["revoked_at"]),
+        ]
+        for key in _run(settings, run())
+    ]
+    header = ["ID", "NAME", "PREFIX", "SCOPES", "CREATED", "LAST USED", "REVOKED"]
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+    for row in [header, *rows]:
+        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _when(value: object) -> str:
+    from datetime import datetime
+
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if isinstance(value, datetime) else "-"
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (key_…), as `herald apikey list` shows.")],
+) -> None:
+    """Revoke an API key: requests made with it are refused from now on."""
+    from herald.engine.service import Herald
+    from herald.store.apikeys import revoke_api_key
+
+    settings = _start("apikey revoke")
+
+    async def run() -> bool:
+        herald = Herald(settings)
+        try:
+            if settings.auto_migrate:
+                await herald.migrate()
+            async with herald.db.write() as conn:
+                return await revoke_api_key(conn, key_id)
+        finally:
+            await herald.close()
+
+    if not _run(settings, run()):
+        typer.echo(f"herald: no active API key {key_id!r} (see `herald apikey list`)", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {key_id}", err=True)
 
 
 @app.command()
 def token(
     user_id: Annotated[str, typer.Argument(help="The user id (the business system's own).")],
     expires_in: Annotated[
-        int, typer.Option(help="Lifetime in seconds (60 to 90 days).", min=60, max=MAX_EXPIRES_IN)
+        int,
+        typer.Option(
+            help="Lifetime in seconds: 60 to HERALD_USER_TOKEN_MAX_SECONDS (30 days).", min=60, max=MAX_EXPIRES_IN
+        ),
     ] = 3600,
 ) -> None:
     """Print a user token (HS256 JWT) alone on stdout."""
     from herald.engine.tokens import mint_user_token
 
-    settings = _settings()
+    settings = _start("token", sqlite_must_exist=False)
+    if settings.secret_key is None:  # the key is read from the file beside the SQLite database
+        _refuse_missing_sqlite(settings)
     try:
         secret = settings.resolved_secret_key(create=False)
     except FileNotFoundError as exc:
         typer.echo(f"herald: {exc}", err=True)
         raise typer.Exit(2) from exc
+    if expires_in > settings.user_token_max_seconds:
+        typer.echo(
+            f"herald: --expires-in may be at most {settings.user_token_max_seconds} seconds "
+            "(HERALD_USER_TOKEN_MAX_SECONDS): the server refuses longer-lived tokens",
+            err=True,
+        )
+        raise typer.Exit(2)
     value, _ = mint_user_token(secret, user_id, expires_in)
     typer.echo(value)
 

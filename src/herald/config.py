@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -11,6 +12,31 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from herald.core.backends import REDIS_SCHEMES, DatabaseBackend, backend_for_url, refuse_scheme, url_scheme
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./herald.db"
+POSTGRESQL_URL_FORM = "postgresql+asyncpg://user:password@host:5432/dbname"
+SQLITE_URL_FORM = "sqlite+aiosqlite:///path/to/herald.db"
+
+
+def masked_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``: fit for a log line."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # unparseable: show the scheme alone
+        scheme, sep, _ = url.partition("://")
+        return f"{scheme}://…" if sep else "…"
+    if parts.query:  # redis-py takes ?password=… too (unix:// sockets)
+        query = "&".join(
+            f"{name}=***" if name.lower() == "password" else f"{name}{sep}{value}"
+            for name, sep, value in (pair.partition("=") for pair in parts.query.split("&"))
+        )
+        parts = parts._replace(query=query)
+    if password:
+        user, _, host = parts.netloc.rpartition("@")
+        parts = parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}")
+    # by hand: urlunsplit drops the empty authority of sqlite:/// and unix:/// URLs
+    query = f"?{parts.query}" if parts.query else ""
+    fragment = f"#{parts.fragment}" if parts.fragment else ""
+    return f"{parts.scheme}://{parts.netloc}{parts.path}{query}{fragment}"
 
 
 class Settings(BaseSettings):
@@ -21,7 +47,7 @@ class Settings(BaseSettings):
     redis_url: str | None = None
 
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = "info"
 
     lease_seconds: float = Field(default=60, gt=0)
@@ -42,13 +68,24 @@ class Settings(BaseSettings):
 
     default_locale: str = "zh-CN"
     allow_private_urls: bool = False
+    user_token_max_seconds: int = Field(default=30 * 24 * 3600, ge=60, le=90 * 24 * 3600)
+    """The longest a user token may live: a correctly signed token whose ``exp`` lies further ahead
+    is refused, and no token is minted for longer (the API's ``expires_in``, ``herald token``)."""
     auto_migrate: bool = True
     embedded_worker: bool = True
 
     @field_validator("database_url")
     @classmethod
     def _known_database_scheme(cls, value: str) -> str:
-        backend_for_url(value)
+        try:
+            backend_for_url(value)
+        except ValueError as exc:  # name the fix for the usual near misses (postgres://, postgresql://)
+            scheme = (url_scheme(value) or "").lower()
+            if scheme.startswith("postgres"):
+                raise ValueError(f"{exc}; for PostgreSQL write {POSTGRESQL_URL_FORM}") from None
+            if scheme.startswith("sqlite"):
+                raise ValueError(f"{exc}; for SQLite write {SQLITE_URL_FORM}") from None
+            raise
         return value
 
     @field_validator("redis_url")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC
 from typing import Any
 
 import httpx
@@ -556,3 +557,356 @@ async def test_arbitrary_cursors_never_yield_a_5xx(harness: Harness, cursor: str
     )
     for path in ("/v1/notification-types", "/v1/announcements"):
         await assert_never_5xx(await harness.client.get(path, params={"cursor": cursor}, headers=harness.reader()))
+
+
+# -- lone surrogates: valid JSON (``"\ud800"``), but not Unicode text; nothing can encode them ---------
+
+LONE = "\ud800"
+
+
+def ascii_json(body: Any) -> bytes:
+    """JSON with every non-ASCII character escaped, as a client may send it: ``\\ud800`` survives."""
+    return json.dumps(body).encode()
+
+
+async def send_json(harness: Harness, method: str, path: str, body: Any, headers: dict[str, str]) -> httpx.Response:
+    return await harness.client.request(
+        method, path, content=ascii_json(body), headers={**headers, "Content-Type": "application/json"}
+    )
+
+
+def surrogate_requests(inbox_type: str) -> list[tuple[str, str, str, Any, str]]:
+    """(scope, method, path, body, field named) for a lone surrogate in each kind of string the API takes."""
+    trig = {"type": inbox_type, "to": ["alice"], "data": {"amount": "1"}}
+    return [
+        ("send", "POST", "/v1/notifications", trig | {"data": {"amount": "1", "x": LONE}}, "data.x"),
+        ("send", "POST", "/v1/notifications", trig | {"data": {"amount": "1", "k" + LONE: 1}}, "data.k\\ud800"),
+        ("send", "POST", "/v1/notifications", trig | {"data": {"amount": ["a", {"b": LONE}]}}, "data.amount.1.b"),
+        ("send", "POST", "/v1/notifications", trig | {"to": ["ali" + LONE]}, "to.0"),
+        ("send", "POST", "/v1/notifications", trig | {"to": [{"id": "a", "name": LONE}]}, "to.0.name"),
+        ("send", "POST", "/v1/notifications", trig | {"actor": {"id": LONE}}, "actor.id"),
+        ("send", "POST", "/v1/notifications", trig | {"type": LONE}, "type"),
+        ("send", "POST", "/v1/notifications", trig | {"send_at": "2030-01-01T00:00:00Z" + LONE}, "send_at"),
+        ("send", "POST", "/v1/notifications", {"type": inbox_type, "audience": {"tags": [LONE]}}, "audience.tags.0"),
+        ("admin", "PUT", "/v1/users/alice", {"name": "A" + LONE}, "name"),
+        ("admin", "PUT", "/v1/users/alice", {"data": {"k": [LONE]}}, "data.k.0"),
+        ("admin", "PUT", "/v1/users/alice", {"tags": ["vip", LONE]}, "tags.1"),
+        ("admin", "PUT", "/v1/users/alice", {"channels": {"dingtalk_userid": LONE}}, "channels.dingtalk_userid"),
+        ("admin", "POST", "/v1/announcements", {"title": "t" + LONE}, "title"),
+        ("admin", "POST", "/v1/announcements", {"title": "t", "data": {"x": LONE}}, "data.x"),
+        ("admin", "PUT", "/v1/notification-types/t.s", {"name": LONE}, "name"),
+        (
+            "admin",
+            "PUT",
+            f"/v1/notification-types/{inbox_type}/templates/inapp",
+            {"title": "${amount}" + LONE},
+            "title",
+        ),
+        (
+            "admin",
+            "PUT",
+            f"/v1/notification-types/{inbox_type}/templates/inapp",
+            {"title": "t", "x": {"y": LONE}},
+            "x.y",
+        ),
+        (
+            "admin",
+            "POST",
+            "/v1/templates/preview",
+            {"type": inbox_type, "channel": "inapp", "data": {"amount": LONE}},
+            "data.amount",
+        ),
+        ("admin", "PUT", "/v1/channel-accounts/acct", {"channel": "webhook", "config": {"url": LONE}}, "config.url"),
+        ("admin", "POST", "/v1/users/alice/tokens", {"expires_in": 60, LONE: 1}, "\\ud800"),
+    ]
+
+
+async def test_a_lone_surrogate_anywhere_in_a_body_is_422_naming_the_field(harness: Harness, inbox_type: str) -> None:
+    headers = {"send": harness.sender(), "admin": harness.admin()}
+    for scope, method, path, body, field in surrogate_requests(inbox_type):
+        r = await send_json(harness, method, path, body, headers[scope])
+        assert r.status_code == 422, (path, body, r.status_code, r.text)
+        problem = assert_problem(r, 422)
+        assert names(problem, field), (path, field, problem)
+        assert "surrogate" in r.text, r.text
+    await assert_nothing_sent(harness, "alice")
+    assert await list_announcements(harness) == []
+    r = await harness.client.get("/v1/notification-types/t.s", headers=harness.reader())
+    assert r.status_code == 404
+    r = await harness.client.get(f"/v1/notification-types/{inbox_type}/templates/inapp", headers=harness.reader())
+    assert LONE not in r.text and "\\ud800" not in r.text
+
+
+async def test_a_lone_surrogate_sent_as_raw_bytes_is_422(harness: Harness, inbox_type: str) -> None:
+    """json.loads decodes bytes with surrogatepass: the UTF-8 form of U+D800 also becomes a lone surrogate."""
+    raw = b'{"type": "' + inbox_type.encode() + b'", "to": ["alice"], "data": {"amount": "\xed\xa0\x80"}}'
+    r = await harness.client.post(
+        "/v1/notifications", content=raw, headers={**harness.sender(), "Content-Type": "application/json"}
+    )
+    assert r.status_code in (400, 422), r.text
+    assert_problem(r, r.status_code)
+    await assert_nothing_sent(harness, "alice")
+
+
+async def test_an_audience_trigger_with_a_lone_surrogate_breaks_no_inbox(harness: Harness, inbox_type: str) -> None:
+    """The report: one audience trigger broke every user's inbox."""
+    for user in ("alice", "bob"):
+        assert (await harness.client.put(f"/v1/users/{user}", json={}, headers=harness.admin())).status_code == 200
+    r = await send_json(
+        harness,
+        "POST",
+        "/v1/notifications",
+        {"type": inbox_type, "audience": {"all": True}, "data": {"amount": "1", "x": LONE}},
+        harness.sender(),
+    )
+    assert_names(r, 422, "data.x")
+    await harness.drain()
+    for user in ("alice", "bob"):
+        assert await inbox_of(harness, user) == []
+
+
+async def asgi_get(harness: Harness, path: str, query: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    """A request with a path or query string no HTTP client would encode (a lone surrogate in it)."""
+    app = harness.client._transport.app  # type: ignore[attr-defined]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode("utf-8", "surrogatepass"),
+        "query_string": query,
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 1),
+        "server": ("herald.test", 80),
+    }
+    await app(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    return start["status"], b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+
+
+async def test_a_lone_surrogate_in_a_path_parameter_is_422(harness: Harness) -> None:
+    status, body = await asgi_get(harness, "/v1/users/al" + LONE, b"", harness.reader())
+    assert status == 422, body
+    problem = json.loads(body.decode("utf-8"))
+    assert error_fields(problem) == ["user_id"], problem
+
+
+async def test_a_lone_surrogate_in_a_user_token_is_401(harness: Harness) -> None:
+    r = await harness.client.get("/v1/me/inbox", headers=harness.user("al" + LONE))
+    assert_problem(r, 401)
+
+
+# -- absurd times ------------------------------------------------------------------------------------
+
+ABSURD_TIMES = [
+    "9999-12-31T23:59:59-23:59",
+    "0001-01-01T00:00:00+23:59",
+    "9999-12-31T23:59:59+00:00",
+    "0001-01-01T00:00:00Z",
+    "1969-12-31T23:59:59Z",
+    "9001-01-01T00:00:00Z",
+]
+
+
+@pytest.mark.parametrize("value", ABSURD_TIMES)
+@pytest.mark.parametrize("field", ["send_at", "expires_at"])
+async def test_absurd_trigger_times_are_422(harness: Harness, inbox_type: str, field: str, value: str) -> None:
+    r = await harness.trigger({"type": inbox_type, "to": ["alice"], "data": {"amount": "1"}, field: value})
+    body = assert_names(r, 422, field)
+    assert "1970" in body["detail"] and "9000" in body["detail"], body
+    await assert_nothing_sent(harness, "alice")
+
+
+@pytest.mark.parametrize("value", ABSURD_TIMES)
+@pytest.mark.parametrize("field", ["starts_at", "ends_at"])
+async def test_absurd_announcement_times_are_422(harness: Harness, field: str, value: str) -> None:
+    r = await harness.client.post("/v1/announcements", json={"title": "t", field: value}, headers=harness.admin())
+    assert_names(r, 422, field)
+    assert await list_announcements(harness) == []
+    r = await harness.client.post("/v1/announcements", json={"title": "t"}, headers=harness.admin())
+    ann = r.json()
+    r = await harness.client.patch(f"/v1/announcements/{ann['id']}", json={field: value}, headers=harness.admin())
+    assert_names(r, 422, field)
+
+
+async def test_sane_times_with_large_offsets_are_accepted_in_utc(harness: Harness, inbox_type: str) -> None:
+    r = await harness.client.post(
+        "/v1/announcements",
+        json={"title": "t", "starts_at": "2030-01-01T23:30:00-23:59", "ends_at": "9000-01-01T00:00:00+23:59"},
+        headers=harness.admin(),
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["starts_at"].startswith("2030-01-02T23:29:00")
+    r = await harness.trigger(
+        {"type": inbox_type, "to": ["alice"], "data": {"amount": "1"}, "expires_at": "2100-01-01T00:00:00+14:00"}
+    )
+    assert r.status_code == 202, r.text
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        *[b64(json.dumps([t, "itm_1"]).encode()) for t in ABSURD_TIMES],
+        b64(json.dumps(["2030-01-01T00:00:00+00:00", LONE]).encode()),
+        b64(json.dumps(["2030-01-01T00:00:00+00:00", "x" + LONE + "y"]).encode()),
+        b64(b'["2030-01-01T00:00:00+00:00", "\xed\xa0\x80"]'),
+        b64(json.dumps(["2030-01-01T00:00:00+00:00", ""]).encode()),
+        b64(json.dumps(["2030-01-01T00:00:00+00:00", "x" * 300]).encode()),
+        b64(json.dumps(["2030-01-01T00:00:00+00:00", "itm_1", "extra"]).encode()),
+        b64(json.dumps([LONE, "itm_1"]).encode()),
+        b64(json.dumps([5, "itm_1"]).encode()),
+        b64(json.dumps([None, None]).encode()),
+    ],
+)
+async def test_cursors_decoding_to_absurd_values_are_400(harness: Harness, cursor: str) -> None:
+    r = await harness.client.get("/v1/me/inbox", params={"cursor": cursor}, headers=harness.user("alice"))
+    assert_names(r, 400, "cursor")
+    r = await harness.client.get("/v1/announcements", params={"cursor": cursor}, headers=harness.reader())
+    assert_names(r, 400, "cursor")
+
+
+@pytest.mark.parametrize("key", [LONE, "a" + LONE, "", "x" * 300])
+async def test_type_list_cursors_decoding_to_bad_keys_are_400(harness: Harness, key: str) -> None:
+    cursor = b64(json.dumps([key]).encode())
+    r = await harness.client.get("/v1/notification-types", params={"cursor": cursor}, headers=harness.reader())
+    assert_names(r, 400, "cursor")
+
+
+# -- nesting depth and collection sizes ------------------------------------------------------------------
+
+
+def nested(depth: int) -> Any:
+    """A value ``depth`` levels deep: ``{"a": {"a": ... 1}}``."""
+    value: Any = 1
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+def json_requests(inbox_type: str, value: Any) -> list[tuple[str, str, str, Any, str]]:
+    """(scope, method, path, body, field) putting ``value`` in each free-form JSON field."""
+    return [
+        (
+            "send",
+            "POST",
+            "/v1/notifications",
+            {"type": inbox_type, "to": ["alice"], "data": {"amount": "1", "x": value}},
+            "data.x",
+        ),
+        (
+            "send",
+            "POST",
+            "/v1/notifications",
+            {"type": inbox_type, "to": [{"id": "alice", "data": {"x": value}}], "data": {"amount": "1"}},
+            "to.0.data.x",
+        ),
+        ("admin", "PUT", "/v1/users/alice", {"data": {"x": value}}, "data.x"),
+        ("admin", "POST", "/v1/announcements", {"title": "t", "data": {"x": value}}, "data.x"),
+        (
+            "admin",
+            "PUT",
+            f"/v1/notification-types/{inbox_type}/templates/inapp",
+            {"title": "t", "x": {"x": value}},
+            "x.x",
+        ),
+    ]
+
+
+@pytest.mark.parametrize("depth", [40, 900])
+async def test_json_nested_too_deep_is_422_naming_the_field_and_the_limit(
+    harness: Harness, inbox_type: str, depth: int
+) -> None:
+    headers = {"send": harness.sender(), "admin": harness.admin()}
+    for scope, method, path, body, field in json_requests(inbox_type, nested(depth)):
+        r = await send_json(harness, method, path, body, headers[scope])
+        problem = assert_problem(r, 422)
+        assert any(f.startswith(field + ".") for f in error_fields(problem)), (path, problem)
+        assert "32 levels" in problem["detail"], problem
+    await assert_nothing_sent(harness, "alice")
+    assert await list_announcements(harness) == []
+
+
+async def test_json_nested_within_the_limit_is_accepted(harness: Harness, inbox_type: str) -> None:
+    r = await harness.trigger({"type": inbox_type, "to": ["alice"], "data": {"amount": "1", "x": nested(28)}})
+    assert r.status_code == 202, r.text
+    r = await harness.client.put("/v1/users/bob", json={"data": {"x": nested(28)}}, headers=harness.admin())
+    assert r.status_code == 200, r.text
+    assert r.json()["data"]["x"] == nested(28)
+
+
+@pytest.mark.parametrize("value", [list(range(1001)), {f"k{i}": i for i in range(1001)}])
+async def test_oversized_collections_are_422_naming_the_field_and_the_limit(
+    harness: Harness, inbox_type: str, value: Any
+) -> None:
+    headers = {"send": harness.sender(), "admin": harness.admin()}
+    for scope, method, path, body, field in json_requests(inbox_type, value):
+        r = await send_json(harness, method, path, body, headers[scope])
+        problem = assert_names(r, 422, field)
+        assert "1001" in problem["detail"] and "1000" in problem["detail"], problem
+    if isinstance(value, dict):  # the field itself over the cap
+        assert_names(await send_json(harness, "PUT", "/v1/users/alice", {"data": value}, harness.admin()), 422, "data")
+    await assert_nothing_sent(harness, "alice")
+
+
+async def test_a_long_inline_recipient_list_is_not_a_collection_over_the_cap(harness: Harness, inbox_type: str) -> None:
+    r = await harness.trigger({"type": inbox_type, "to": [f"u{i}" for i in range(2000)], "data": {"amount": "1"}})
+    assert r.status_code == 202, r.text
+
+
+# -- properties over open-ended input --------------------------------------------------------------------
+
+# st.characters() leaves out surrogates unless asked for them (category Cs)
+any_text = st.text(st.characters() | st.characters(categories=["Cs"]) | st.just("\x00"), max_size=8)
+wild_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | any_text,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(any_text, children, max_size=3),
+    max_leaves=10,
+)
+
+
+@FUZZ
+@given(data=wild_json, depth=st.integers(min_value=0, max_value=60))
+async def test_arbitrary_json_with_any_code_point_in_data_never_yields_a_5xx(
+    harness: Harness, inbox_type: str, data: Any, depth: int
+) -> None:
+    """Any JSON (lone surrogates included), nested to any depth, in every free-form field."""
+    headers = {"send": harness.sender(), "admin": harness.admin()}
+    value = nested(depth) if depth % 3 == 0 else data
+    for scope, method, path, body, _ in json_requests(inbox_type, value):
+        r = await send_json(harness, method, path, body, headers[scope])
+        await assert_never_5xx(r)
+    r = await harness.client.get("/v1/me/inbox", headers=harness.user("alice"))
+    assert r.status_code == 200, r.text
+    assert (await harness.client.get("/v1/announcements", headers=harness.reader())).status_code == 200
+
+
+cursor_parts = st.one_of(
+    st.datetimes(timezones=st.timezones() | st.just(UTC)).map(lambda d: d.isoformat()),
+    st.sampled_from(ABSURD_TIMES),
+    any_text,
+    wild_json,
+)
+
+
+@FUZZ
+@given(at=cursor_parts, item_id=st.one_of(any_text, wild_json))
+async def test_cursors_of_arbitrary_json_never_yield_a_5xx(harness: Harness, at: Any, item_id: Any) -> None:
+    cursor = b64(json.dumps([at, item_id]).encode())
+    key_cursor = b64(json.dumps([item_id]).encode())
+    for path, headers, c in [
+        ("/v1/me/inbox", harness.user("alice"), cursor),
+        ("/v1/announcements", harness.reader(), cursor),
+        ("/v1/notification-types", harness.reader(), key_cursor),
+    ]:
+        await assert_never_5xx(await harness.client.get(path, params={"cursor": c}, headers=headers))

@@ -22,7 +22,7 @@ def test_ids_are_prefixed_unique_and_time_sortable() -> None:
 
 
 @given(
-    st.datetimes(timezones=st.just(UTC)),
+    st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(9000, 12, 31), timezones=st.just(UTC)),
     st.text(st.characters(blacklist_characters="\x00"), min_size=1, max_size=40),
 )
 def test_cursor_round_trips(at: datetime, item_id: str) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import resource
+import time
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -10,7 +13,19 @@ from hypothesis import strategies as st
 from markupsafe import escape
 
 from herald.core.errors import TemplateError
-from herald.core.templates import MAX_OUTPUT_CHARS, render_fields, validate_fields
+from herald.core.templates import (
+    MAX_OUTPUT_CHARS,
+    RENDER_SECONDS,
+    MissingVariables,
+    TemplateLimitError,
+    check_limits,
+    has_recipient_fields,
+    prepare_fields,
+    recipient_view,
+    render_fields,
+    render_for_recipient,
+    validate_fields,
+)
 
 LEAKS = ("<class", "<function", "<module", "<built-in", " object at 0x", "<TemplateReference", "<jinja2")
 
@@ -119,8 +134,15 @@ def test_strict_everywhere_a_variable_is_used(source: str) -> None:
 
 def test_none_and_empty_values_are_not_missing() -> None:
     assert render("[${x}]", x="") == "[]"
-    assert render("[${x}]", x=None) == "[None]"
     assert render("[${x}]", x=0) == "[0]"
+
+
+def test_null_renders_as_nothing_not_none() -> None:
+    assert render("[${x}]", x=None) == "[]"
+    assert render("[${x}]", field="html", x=None) == "[]"
+    assert render("[${o.k}]", o={"k": None}) == "[]"
+    assert render("[${x ~ 'a'}]", x=None) == "[a]"
+    assert render("{% if x is none %}none{% endif %}", x=None) == "none"
 
 
 # -- HTML fields -----------------------------------------------------------------------------------
@@ -251,7 +273,7 @@ def test_injection_attempts_in_html_fields_are_refused_too(source: str) -> None:
         "${ {'a': amount} }",
         "${ 2 ** 64 }",
         "${ 10 ** 100 * 10 ** 100 }",
-        "${ 'a' * 100000 }",
+        "${ 'a' * 60000 }",
         "${ range(3)|list }",
         "${ namespace(a=1).a }",
     ],
@@ -341,3 +363,172 @@ def test_template_soup_never_raises_anything_else_nor_leaks(parts: list[str]) ->
         assert isinstance(out, str) and len(out) <= MAX_OUTPUT_CHARS
         assert not any(leak in out for leak in LEAKS), (source, out)
         assert "function" not in out and "module" not in out, (source, out)
+
+
+# -- limits (issue 7, item 2) ----------------------------------------------------------------------
+
+HOSTILE = [
+    ("{% for i in range(30000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}", "range"),
+    ("{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}", "steps"),
+    ("{% set r = range(10000) %}{% for i in r %}{% for j in r %}{% endfor %}{% endfor %}", "steps"),
+    ("{% set s = 'a' * 60000 %}{% for i in s %}{% for j in s %}{% endfor %}{% endfor %}", "steps"),
+    ("${ 'a'.center(10**9) }", "string"),
+    ("${ 'a'.ljust(10**9) }", "string"),
+    ("${ 'a'|center(10**9) }", "string"),
+    ("${ 'abc'.encode().center(10**9) }", "string"),
+    ("${ ('a' * 60000).replace('a', 'aaaaaaaaaa') }", "string"),
+    ("${ ('a' * 60000)|replace('a', 'aaaa') }", "string"),
+    ("${ ('a' * 60000).replace('', 'xy') }", "string"),
+    ("${ '%0999999999d' % 1 }", "string"),
+    ("${ '%s%s' % ('a' * 60000, 'b' * 60000) }", "string"),
+    ("${ '{:>999999999}'.format(1) }", "string"),
+    ("${ '{0}{0}{0}'.format('a' * 60000) }", "string"),
+    ("${ (['a' * 60000] * 60000)|join|length }", "string"),
+    ("${ ('a' * 60000).join(['b'] * 60000)|length }", "string"),
+    ("${ range(10000)|map('string')|join('a' * 60000)|length }", "string"),
+    ("${ 'a' * 60000 ~ 'b' * 60000 }", "string"),
+    ("${ ('x\n' * 30000)|indent(60000)|length }", "string"),
+    ("${ ('a ' * 30000)|wordwrap(1, wrapstring='x' * 60000)|length }", "string"),
+    ("${ (['a' * 60000] * 60000)|string|length }", "string"),
+    ("{% set ns = namespace(s='a') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}", "string"),
+    ("{% set ns = namespace(s='a') %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}{% endfor %}", "string"),
+    ("{% set x %}{% for i in range(10000) %}${ 'a' * 60000 }{% endfor %}{% endset %}${ x|length }", "produced"),
+    (
+        "{% macro m() %}{% for i in range(10000) %}${ 'a' * 60000 }{% endfor %}{% endmacro %}${ m()|length }",
+        "produced",
+    ),
+    (
+        "{% set ns = namespace(l=[]) %}{% for i in range(10000) %}{% set ns.l = ns.l + ['a' * 60000 ~ i] %}"
+        "{% endfor %}",
+        "produced",
+    ),
+    ("{% for i in range(10000) %}" + "x" * 100 + "{% endfor %}", "output"),
+    ("{% macro f(n) %}{% if n %}${ f(n - 1) }${ f(n - 1) }{% endif %}{% endmacro %}${ f(40) }", None),
+    ("{% macro m() %}${ m() }{% endmacro %}${ m() }", None),
+]
+
+
+@pytest.mark.parametrize("source,limit", HOSTILE)
+def test_a_hostile_template_stops_at_a_limit_quickly_and_small(source: str, limit: str | None) -> None:
+    """The issue's cases: 11.8 s of nested ranges, 1.1 GB for 'a'.center(10**9), 1.69 GB for replace."""
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(TemplateLimitError) as info:
+            render(source)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert time.perf_counter() - start < RENDER_SECONDS + 10  # seconds at most, not minutes (loaded CI)
+    assert peak < 30_000_000, peak  # refused before the string is built
+    assert info.value.field == "body"
+    if limit is not None:  # the exponential macro stops at the step or the time limit, the machine decides
+        assert info.value.limit == limit, info.value.message
+    assert "limit" in info.value.message
+
+
+def test_the_time_limit_stops_a_render() -> None:
+    slow = (
+        "{% macro f(n) %}{% if n %}${ (range(5000)|reverse|list|sort|length) and '' }${ f(n - 1) }${ f(n - 1) }"
+        "{% endif %}{% endmacro %}${ f(60) }"
+    )
+    start = time.perf_counter()
+    with pytest.raises(TemplateLimitError) as info:
+        render(slow)
+    assert info.value.limit == "time"
+    # it stops (2**60 calls otherwise); how soon after the second depends on the machine's load
+    assert RENDER_SECONDS <= time.perf_counter() - start < RENDER_SECONDS + 10
+
+
+def test_the_process_stays_small_through_the_blow_ups() -> None:
+    """The process's peak RSS barely moves (ru_maxrss is a high-water mark: it only grows)."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for source in ("${ 'a'.center(10**9) }", "${ ('a' * 60000).replace('a', 'a' * 1000) }", "${ 'ab' * 10**9 }"):
+        with pytest.raises(TemplateLimitError):
+            render(source)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KiB
+
+
+def test_limits_leave_ordinary_templates_alone() -> None:
+    assert render("{% for i in range(10000) %}{% endfor %}ok") == "ok"
+    assert render("${ 'x'|center(9) }|${ 'a b'|replace('a', 'c') }|${ '%s-%d'|format('a', 3) }") == "    x    |c b|a-3"
+    assert render("${ range(10000)|list|sort|length }") == "10000"
+    assert render("${ items|join(', ') }", items=["a", "b"]) == "a, b"
+    assert (
+        render("{% for x in xs recursive %}${ x.n }${ loop(x.c) }{% endfor %}", xs=[{"n": 1, "c": [{"n": 2, "c": []}]}])
+        == "12"
+    )
+    assert len(render("${ 'a' * 65536 }")) == MAX_OUTPUT_CHARS
+
+
+def test_check_limits_finds_what_is_over_a_limit_without_data() -> None:
+    with pytest.raises(TemplateLimitError) as info:
+        check_limits({"title": "ok ${x}", "actions": [{"label": "${ 'a'.center(10**9) }"}]})
+    assert info.value.field == "actions.0.label" and info.value.limit == "string"
+    check_limits({"title": "${amount}", "body": "{% for l in lines %}${ l.sku }{% endfor %}${ 'a'.center(n) }"})
+
+
+# -- variables (issue 7, item 12) ------------------------------------------------------------------
+
+
+def test_every_missing_variable_is_listed_at_once() -> None:
+    with pytest.raises(MissingVariables) as info:
+        render_fields({"title": "${a} ${b}", "body": "${order.id} ${a} {% for x in items %}{% endfor %}"}, {})
+    assert info.value.variables == ["a", "b", "order", "items"]
+
+
+def test_optional_variables() -> None:
+    assert render("${ coupon | default('') }|{% if vip is defined %}VIP{% endif %}") == "|"
+    assert render("${ coupon | default('none') }|{% if vip is defined %}VIP{% endif %}", coupon="C", vip=1) == "C|VIP"
+    with pytest.raises(MissingVariables) as info:
+        render("${ coupon | default('') } ${amount}")
+    assert info.value.variables == ["amount"]
+
+
+PROFILE = {"id": "u1", "name": "张三", "email": "z@example.com", "phone": None, "locale": "zh-CN", "data": {"level": 3}}
+
+
+def test_recipient_fields_render_per_recipient_and_the_rest_once() -> None:
+    fields = {"title": "尊敬的 ${recipient.name}", "summary": "${amount}", "actions": [{"label": "${recipient.id}"}]}
+    prepared = prepare_fields(fields, {"amount": "9"})
+    assert prepared["summary"] == "9"
+    assert has_recipient_fields(prepared) and not has_recipient_fields(
+        prepare_fields({"t": "${amount}"}, {"amount": 1})
+    )
+    out, errors = render_for_recipient(prepared, {"amount": "9"}, PROFILE)
+    assert errors == []
+    assert out == {"title": "尊敬的 张三", "summary": "9", "actions": [{"label": "u1"}]}
+    out, _ = render_for_recipient(prepared, {"amount": "9"}, {"id": "u2"})
+    assert out["title"] == "尊敬的 " and out["actions"] == [{"label": "u2"}]
+
+
+def test_recipient_data_keys_may_be_missing_but_recipient_fields_may_not() -> None:
+    prepared = prepare_fields({"t": "${recipient.data.level}|${recipient.data.vip | default('no')}"}, {})
+    assert render_for_recipient(prepared, {}, PROFILE)[0] == {"t": "3|no"}
+    with pytest.raises(MissingVariables) as info:
+        prepare_fields({"t": "${recipient.nmae} ${x}"}, {})
+    assert info.value.variables == ["recipient.nmae", "x"]
+
+
+def test_a_recipient_field_over_a_limit_is_left_empty_and_reported() -> None:
+    prepared = prepare_fields({"t": "${ recipient.data.s * recipient.data.n }", "u": "ok ${recipient.id}"}, {})
+    out, errors = render_for_recipient(prepared, {}, {"id": "u1", "data": {"s": "ab", "n": 10**8}})
+    assert out == {"t": "", "u": "ok u1"}
+    assert [e.field for e in errors] == ["t"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    name=st.none() | st.text(max_size=20),
+    data=st.dictionaries(st.sampled_from(["level", "vip", "x"]), json_values),
+    amount=json_leaves,
+)
+def test_rendering_per_recipient_equals_rendering_with_the_recipient(
+    name: str | None, data: dict[str, Any], amount: Any
+) -> None:
+    fields = {"title": "Hi ${recipient.name} ${amount}", "body": "${recipient.data.level} ${amount}", "n": "${amount}"}
+    profile = {"id": "u1", "name": name, "data": data}
+    prepared = prepare_fields(fields, {"amount": amount})
+    out, errors = render_for_recipient(prepared, {"amount": amount}, profile)
+    direct = render_fields(fields, {"amount": amount, "recipient": recipient_view(profile)})
+    assert errors == [] and out == direct

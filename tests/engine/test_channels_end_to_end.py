@@ -133,7 +133,6 @@ async def test_wecom(harness: Harness) -> None:
 async def test_webpush(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     """Account saved without keys (generated), the browser subscribes through the API, the push
     service verifies the VAPID JWT and decrypts the payload (RFC 8291 and http_ece)."""
-    monkeypatch.setenv("HERALD_ALLOW_PRIVATE_URLS", "true")
     service = webpush_tests.PushService()
     with serve_asgi(service, free_port()) as base:
         service.origin = base

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Depends, Response
 
 from herald.api.auth import AdminKey, HeraldDep, ReadKey
 from herald.api.limits import refuse_nul_in_url
+from herald.api.openapi import ChannelAccountOut, ChannelAccountPage, ChannelList, documented
 from herald.api.params import AccountName
 from herald.api.schemas import ChannelAccountIn
 from herald.api.views import account_view
@@ -22,12 +23,12 @@ router = APIRouter(prefix="/v1", tags=["channels"], dependencies=[Depends(refuse
 def _view(herald: Herald, account: dict[str, Any]) -> dict[str, Any]:
     return account_view(
         account,
-        account_engine.secret_fields(herald.channels, account["channel"]),
+        account_engine.masked_config(herald.channels, account),
         account_engine.callback_url(herald.secret_key, herald.channels, account),
     )
 
 
-@router.get("/channels")
+@router.get("/channels", **documented(ChannelList))
 async def list_channels(herald: HeraldDep, _: ReadKey) -> dict[str, Any]:
     return {
         "items": [
@@ -50,7 +51,7 @@ async def list_channels(herald: HeraldDep, _: ReadKey) -> dict[str, Any]:
     }
 
 
-@router.put("/channel-accounts/{name}")
+@router.put("/channel-accounts/{name}", **documented(ChannelAccountOut))
 async def put_account(
     name: AccountName, herald: HeraldDep, _: AdminKey, body: Annotated[ChannelAccountIn, Body()]
 ) -> dict[str, Any]:
@@ -61,14 +62,14 @@ async def put_account(
     return _view(herald, saved)
 
 
-@router.get("/channel-accounts")
+@router.get("/channel-accounts", **documented(ChannelAccountPage))
 async def list_accounts(herald: HeraldDep, _: AdminKey, channel: str | None = None) -> dict[str, Any]:
     async with herald.db.read() as conn:
         rows = await account_store.list_accounts(conn, herald.box, channel)
     return {"items": [_view(herald, a) for a in rows], "next_cursor": None}
 
 
-@router.get("/channel-accounts/{name}")
+@router.get("/channel-accounts/{name}", **documented(ChannelAccountOut))
 async def get_account(name: AccountName, herald: HeraldDep, _: AdminKey) -> dict[str, Any]:
     async with herald.db.read() as conn:
         account = await account_store.get_account(conn, herald.box, name)
@@ -77,7 +78,7 @@ async def get_account(name: AccountName, herald: HeraldDep, _: AdminKey) -> dict
     return _view(herald, account)
 
 
-@router.delete("/channel-accounts/{name}", status_code=204)
+@router.delete("/channel-accounts/{name}", status_code=204, **documented(None, 204))
 async def delete_account(name: AccountName, herald: HeraldDep, _: AdminKey) -> Response:
     async with herald.db.write() as conn:
         if not await account_store.delete_account(conn, name):

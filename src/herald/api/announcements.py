@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from herald.api.auth import AdminKey, HeraldDep, ReadKey
 from herald.api.idempotency import Store, idempotent
 from herald.api.limits import refuse_nul_in_url
+from herald.api.openapi import AnnouncementOut, AnnouncementPage, documented
 from herald.api.params import Cursor, Limit, audience_of
 from herald.api.schemas import AnnouncementIn, AnnouncementPatch
 from herald.api.views import announcement_view
@@ -22,7 +23,7 @@ from herald.store import announcements as ann_store
 router = APIRouter(prefix="/v1", tags=["announcements"], dependencies=[Depends(refuse_nul_in_url)])
 
 
-@router.post("/announcements", status_code=201)
+@router.post("/announcements", status_code=201, **documented(AnnouncementOut, 201, idempotent=True))
 async def create_announcement(body: AnnouncementIn, herald: HeraldDep, key: AdminKey, request: Request) -> Response:
     # refused before the Idempotency-Key is claimed
     announcement_engine.check_window(body.starts_at, body.ends_at)
@@ -43,7 +44,7 @@ async def create_announcement(body: AnnouncementIn, herald: HeraldDep, key: Admi
     return await idempotent(request, herald, key.id, handler)
 
 
-@router.get("/announcements")
+@router.get("/announcements", **documented(AnnouncementPage))
 async def list_announcements(
     herald: HeraldDep, _: ReadKey, limit: Limit = 20, cursor: Cursor = None, kind: AnnouncementKind | None = None
 ) -> dict[str, Any]:
@@ -59,7 +60,7 @@ async def list_announcements(
     }
 
 
-@router.get("/announcements/{announcement_id}")
+@router.get("/announcements/{announcement_id}", **documented(AnnouncementOut))
 async def get_announcement(announcement_id: str, herald: HeraldDep, _: ReadKey) -> dict[str, Any]:
     async with herald.db.read() as conn:
         row = await ann_store.get_announcement(conn, announcement_id)
@@ -68,7 +69,7 @@ async def get_announcement(announcement_id: str, herald: HeraldDep, _: ReadKey) 
     return announcement_view(row)
 
 
-@router.patch("/announcements/{announcement_id}")
+@router.patch("/announcements/{announcement_id}", **documented(AnnouncementOut))
 async def patch_announcement(
     announcement_id: str, body: AnnouncementPatch, herald: HeraldDep, _: AdminKey
 ) -> dict[str, Any]:
@@ -79,7 +80,7 @@ async def patch_announcement(
     return announcement_view(row)
 
 
-@router.delete("/announcements/{announcement_id}", status_code=204)
+@router.delete("/announcements/{announcement_id}", status_code=204, **documented(None, 204))
 async def delete_announcement(announcement_id: str, herald: HeraldDep, _: AdminKey) -> Response:
     await announcement_engine.delete_announcement(herald.db, herald.announcements, announcement_id)
     return Response(status_code=204)

@@ -8,11 +8,13 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 
+from herald.core.inputs import text_problem
 from herald.engine.service import Herald
 from herald.engine.tokens import BadToken, verify_user_token_expiry
 from herald.store.apikeys import ApiKey, find_api_key, hash_key
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
+API_KEY_PREFIX = "hk_"
 
 
 async def get_herald(request: Request) -> Herald:  # async: no thread-pool hop per request
@@ -45,6 +47,11 @@ class ApiKeyCache:
         return key
 
 
+def _looks_like_user_token(token: str) -> bool:
+    """A JWT (three base64url segments, the header starting ``eyJ``), as user tokens are; never an API key."""
+    return token.startswith("eyJ") and token.count(".") == 2
+
+
 def _bearer(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
@@ -56,7 +63,14 @@ def _bearer(request: Request) -> str | None:
 def require_scope(scope: str) -> Callable[..., Coroutine[Any, Any, ApiKey]]:
     async def dependency(request: Request, herald: HeraldDep) -> ApiKey:
         token = _bearer(request)
-        if token is None or not token.startswith("hk_"):
+        if token is not None and _looks_like_user_token(token):
+            raise HTTPException(
+                401,
+                "this is a user token; this endpoint needs an API key (Authorization: Bearer hk_…)."
+                " User tokens are for /v1/me/…",
+                headers=_CHALLENGE,
+            )
+        if token is None or not token.startswith(API_KEY_PREFIX):
             raise HTTPException(401, "an API key is required (Authorization: Bearer hk_…)", headers=_CHALLENGE)
         key = await request.app.state.api_keys.resolve(herald, token)
         if key is None:
@@ -77,11 +91,11 @@ class UserTokenCache:
         self.max_entries = max_entries
         self._entries: dict[str, tuple[str, int]] = {}
 
-    def verify(self, secret: str, token: str) -> str:
+    def verify(self, secret: str, token: str, *, max_lifetime: int | None = None) -> str:
         hit = self._entries.get(token)
         if hit is not None and hit[1] > time.time():
-            return hit[0]
-        user_id, expires = verify_user_token_expiry(secret, token)
+            return hit[0]  # only tokens within the lifetime cap are kept
+        user_id, expires = verify_user_token_expiry(secret, token, max_lifetime=max_lifetime)
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
         self._entries[token] = (user_id, expires)
@@ -96,12 +110,24 @@ async def current_user(request: Request, herald: HeraldDep) -> str:
     """
     token = _bearer(request)
     if not token:
-        raise HTTPException(401, "a user token is required", headers=_CHALLENGE)
+        raise HTTPException(401, "a user token is required (Authorization: Bearer <user token>)", headers=_CHALLENGE)
+    if token.startswith(API_KEY_PREFIX):
+        raise HTTPException(
+            401,
+            "this is an API key; /v1/me needs a user token (mint one with POST /v1/users/{user_id}/tokens)",
+            headers=_CHALLENGE,
+        )
+    if token.count(".") != 2:  # PyJWT would say "Not enough segments"
+        raise HTTPException(
+            401, "user token is not valid: a user token is a JWT (three parts separated by dots)", headers=_CHALLENGE
+        )
     try:
-        user_id: str = request.app.state.user_tokens.verify(herald.secret_key, token)
+        user_id: str = request.app.state.user_tokens.verify(
+            herald.secret_key, token, max_lifetime=herald.settings.user_token_max_seconds
+        )
     except BadToken as exc:
         raise HTTPException(401, f"user token is not valid: {exc}", headers=_CHALLENGE) from exc
-    if "\x00" in user_id:  # no user id has one, and PostgreSQL refuses it in a query
+    if text_problem(user_id) is not None:  # NUL, lone surrogate: no user id has one, no database takes it
         raise HTTPException(401, "user token is not valid: bad subject", headers=_CHALLENGE)
     return user_id
 

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from herald.api.auth import HeraldDep
+from herald.api.openapi import JsonObject, documented
 from herald.api.problems import problem
 from herald.api.schemas import KEY_PATTERN
 from herald.core.errors import NotFound
@@ -21,7 +22,7 @@ from herald.store import accounts as account_store
 router = APIRouter(prefix="/v1/callbacks", tags=["callbacks"])
 
 
-@router.post("/{channel}/{account}", response_model=None)
+@router.post("/{channel}/{account}", **documented(JsonObject, errors=(400, 401, 404)))
 async def delivery_report(
     channel: Annotated[str, Path(max_length=40)],
     account: Annotated[str, Path(pattern=KEY_PATTERN)],

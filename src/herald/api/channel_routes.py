@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from herald.api.auth import HeraldDep, current_user, require_scope
 from herald.api.idempotency import Store, idempotent
 from herald.api.limits import refuse_nul_in_url
+from herald.api.openapi import JsonObject, documented
 from herald.api.schemas import nul_path
 from herald.channels.base import Channel, ChannelRequest, ChannelRoute
 from herald.core.errors import Invalid
@@ -52,7 +53,12 @@ def channel_router(channels: Mapping[str, Channel]) -> APIRouter:
                 endpoint_for(channel, route),
                 methods=[route.method],
                 status_code=route.status_code,
-                response_model=None,
+                **documented(  # a channel's handler may raise NotFound or Conflict
+                    None if route.status_code == 204 else JsonObject,
+                    route.status_code,
+                    errors=(404, 409),
+                    idempotent=route.idempotent,
+                ),
                 summary=route.summary or None,
                 description=inspect.getdoc(route.handler) or "",
                 tags=["channels"],

@@ -8,8 +8,10 @@ from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from herald.api.auth import AdminKey, HeraldDep
+from herald.api.openapi import EventWebhookOut, EventWebhookPage, documented
 from herald.api.schemas import KEY_PATTERN
 from herald.core.errors import Invalid, NotFound
+from herald.core.urls import redact_url
 from herald.engine.accounts import MASK
 from herald.engine.events import EVENT_TYPES
 from herald.store import event_webhooks as store
@@ -36,7 +38,7 @@ class EventWebhookIn(BaseModel):
 def _view(hook: dict[str, Any]) -> dict[str, Any]:
     view = {
         "name": hook["name"],
-        "url": hook["url"],
+        "url": redact_url(hook["url"]),  # a token in the query or the path is a secret too
         "secret": MASK,
         "events": hook["events"],
         "created_at": hook["created_at"].isoformat(),
@@ -47,28 +49,32 @@ def _view(hook: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
-@router.put("/{name}")
+@router.put("/{name}", **documented(EventWebhookOut))
 async def put_event_webhook(name: Name, body: EventWebhookIn, herald: HeraldDep, _: AdminKey) -> dict[str, Any]:
     async with herald.db.write() as conn:
-        secret = body.secret
+        secret, url = body.secret, body.url
+        existing = await store.get_event_webhook(conn, herald.box, name) if MASK in (secret + url) else None
         if secret == MASK:  # a form sending the mask back keeps the stored secret
-            existing = await store.get_event_webhook(conn, herald.box, name)
             if existing is None or existing["secret"] is None:
                 raise Invalid([("secret", "send the secret itself, not the mask")])
             secret = existing["secret"]
-        hook = await store.put_event_webhook(conn, herald.box, name, body.url, secret, body.events)
+        if MASK in url:  # ... and the URL shown masked, sent back unchanged, keeps the stored one
+            if existing is None or url != redact_url(existing["url"]):
+                raise Invalid([("url", "send the whole URL: the masked one is kept only when sent back unchanged")])
+            url = existing["url"]
+        hook = await store.put_event_webhook(conn, herald.box, name, url, secret, body.events)
     herald.events.invalidate()
     return _view(hook)
 
 
-@router.get("")
+@router.get("", **documented(EventWebhookPage))
 async def list_event_webhooks(herald: HeraldDep, _: AdminKey) -> dict[str, Any]:
     async with herald.db.read() as conn:
         hooks = await store.list_event_webhooks(conn, herald.box)
     return {"items": [_view(h) for h in hooks], "next_cursor": None}
 
 
-@router.get("/{name}")
+@router.get("/{name}", **documented(EventWebhookOut))
 async def get_event_webhook(name: Name, herald: HeraldDep, _: AdminKey) -> dict[str, Any]:
     async with herald.db.read() as conn:
         hook = await store.get_event_webhook(conn, herald.box, name)
@@ -77,7 +83,7 @@ async def get_event_webhook(name: Name, herald: HeraldDep, _: AdminKey) -> dict[
     return _view(hook)
 
 
-@router.delete("/{name}", status_code=204)
+@router.delete("/{name}", status_code=204, **documented(None, 204))
 async def delete_event_webhook(name: Name, herald: HeraldDep, _: AdminKey) -> Response:
     async with herald.db.write() as conn:
         if not await store.delete_event_webhook(conn, name):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from herald.api.problems import problem
 from herald.engine.service import Herald
 from herald.store import idempotency as store
+from herald.store.secretbox import SecretBox
 from herald.store.types import utcnow
 
 Store = Callable[[AsyncConnection, int, Any], Awaitable[None]]
@@ -23,6 +25,25 @@ Handler = Callable[[Store | None], Awaitable[tuple[int, Any]]]
 
 def _encode(body: Any) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@functools.lru_cache(maxsize=4)
+def _box(secret_key: str) -> SecretBox:
+    return SecretBox(secret_key, purpose=b"herald/idempotency-responses/v1")
+
+
+def seal_response(secret_key: str, body: bytes) -> bytes:
+    """A response body as the idempotency table keeps it: encrypted (it may hold a user token)."""
+    return _box(secret_key).seal(body.decode()).encode()
+
+
+def open_response(secret_key: str, stored: bytes) -> bytes | None:
+    """The response body a replay sends; None when it cannot be decrypted (the key changed).
+    A body stored in the clear by an older Herald (JSON, expiring within 24 h) is sent as is."""
+    try:
+        return _box(secret_key).open(stored.decode("ascii")).encode()
+    except (ValueError, UnicodeDecodeError):
+        return stored if stored[:1] in (b"{", b"[") else None
 
 
 async def idempotent(request: Request, herald: Herald, scope: str, handler: Handler) -> Response:
@@ -53,8 +74,13 @@ async def idempotent(request: Request, herald: Herald, scope: str, handler: Hand
             stale_after=timedelta(seconds=herald.settings.lease_seconds),
         )
     if claim.outcome == "replay":
+        replayed = open_response(herald.secret_key, claim.body) if claim.body else b""
+        if replayed is None:
+            return problem(
+                409, "the first response to this Idempotency-Key cannot be read back: was HERALD_SECRET_KEY changed?"
+            )
         return Response(
-            claim.body or b"",
+            replayed,
             status_code=claim.status or 200,
             media_type="application/json",
             headers={"Idempotent-Replayed": "true"},
@@ -68,7 +94,7 @@ async def idempotent(request: Request, herald: Herald, scope: str, handler: Hand
 
     async def save(conn: AsyncConnection, status: int, body: Any) -> None:
         nonlocal stored
-        await store.store_response(conn, scope, key, status, _encode(body))
+        await store.store_response(conn, scope, key, status, seal_response(herald.secret_key, _encode(body)))
         stored = True
 
     try:

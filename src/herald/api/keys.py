@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from herald.api.auth import AdminKey, HeraldDep
+from herald.api.openapi import ApiKeyPage, documented
 from herald.core.errors import NotFound
 from herald.store.apikeys import list_api_keys, revoke_api_key
 
@@ -18,7 +19,7 @@ def _t(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-@router.get("")
+@router.get("", **documented(ApiKeyPage))
 async def list_keys(herald: HeraldDep, _: AdminKey) -> dict[str, Any]:
     async with herald.db.read() as conn:
         rows = await list_api_keys(conn)
@@ -38,7 +39,7 @@ async def list_keys(herald: HeraldDep, _: AdminKey) -> dict[str, Any]:
     }
 
 
-@router.delete("/{key_id}", status_code=204)
+@router.delete("/{key_id}", status_code=204, **documented(None, 204))
 async def revoke_key(key_id: str, herald: HeraldDep, _: AdminKey, request: Request) -> Response:
     async with herald.db.write() as conn:
         if not await revoke_api_key(conn, key_id):

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import Request
 
 from herald.core.errors import Invalid
+from herald.core.inputs import BadInput, check_json, text_problem
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -90,9 +91,39 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-async def refuse_nul_in_url(request: Request) -> None:
-    """422 for a NUL character in a path or query parameter: PostgreSQL cannot store or compare it in text."""
+def _check_url(request: Request) -> None:
     params = [*request.path_params.items(), *request.query_params.multi_items()]
-    bad = [(name, "contains a NUL character") for name, value in params if "\x00" in str(value)]
+    bad = [(name, problem) for name, value in params if (problem := text_problem(str(value))) is not None]
     if bad:
         raise Invalid(bad)
+
+
+async def refuse_nul_in_url(request: Request) -> None:
+    """422 for a NUL character or a lone surrogate in a path or query parameter.
+
+    (Kept for the routers that name it; ``refuse_bad_input`` does this for every route.)
+    """
+    _check_url(request)
+
+
+async def refuse_bad_input(request: Request) -> None:
+    """The door, for every route: 422 naming the field for text that is not Unicode scalar values
+    (a lone surrogate, NUL) anywhere in the path, the query or a JSON body, for a body nested deeper
+    than MAX_DEPTH, and for objects or arrays inside it larger than MAX_ITEMS.
+
+    FastAPI has parsed the body before dependencies run, and Starlette keeps the parsed value, so
+    ``request.json()`` costs one walk, not a second parse. Routes that read their body raw (provider
+    delivery reports) are left to their own parser.
+    """
+    _check_url(request)
+    route = request.scope.get("route")
+    if getattr(route, "body_field", None) is None or not await request.body():
+        return
+    try:
+        body = await request.json()
+    except ValueError:  # not JSON (FastAPI has already answered for a JSON body it could not parse)
+        return
+    try:
+        check_json(body)
+    except BadInput as exc:
+        raise Invalid([(exc.field or "body", exc.message)]) from exc

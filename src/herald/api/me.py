@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from herald.api.auth import CurrentUser, HeraldDep
 from herald.api.limits import refuse_nul_in_url
+from herald.api.openapi import BannerList, InboxCounts, InboxItemOut, InboxPage, ReadAllOut, documented
 from herald.api.schemas import ReadAllIn, StatusFilter
 from herald.api.views import inbox_item_view
 from herald.core.enums import Category
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/v1/me", tags=["me"], dependencies=[Depends(refuse_nu
 ItemId = Annotated[str, Path(min_length=1, max_length=40)]
 
 
-@router.get("/inbox", response_model=None)
+@router.get("/inbox", **documented(InboxPage))
 async def list_inbox(
     user_id: CurrentUser,
     herald: HeraldDep,
@@ -41,18 +42,18 @@ async def list_inbox(
     return JSONResponse({"items": [inbox_item_view(i) for i in page.items], "next_cursor": page.next_cursor})
 
 
-@router.get("/inbox/counts", response_model=None)
+@router.get("/inbox/counts", **documented(InboxCounts))
 async def inbox_counts(user_id: CurrentUser, herald: HeraldDep) -> JSONResponse:
     return JSONResponse(await inbox.counts(herald, user_id))
 
 
-@router.post("/inbox/read-all")
+@router.post("/inbox/read-all", **documented(ReadAllOut))
 async def read_all(user_id: CurrentUser, herald: HeraldDep, body: ReadAllIn | None = None) -> dict[str, Any]:
     category = body.category.value if body and body.category else None
     return {"updated": await inbox.read_all(herald, user_id, category)}
 
 
-@router.get("/inbox/{item_id}")
+@router.get("/inbox/{item_id}", **documented(InboxItemOut))
 async def get_item(item_id: ItemId, user_id: CurrentUser, herald: HeraldDep) -> dict[str, Any]:
     return inbox_item_view(await inbox.get_item(herald, user_id, item_id))
 
@@ -62,32 +63,32 @@ async def _mark(herald: Any, user_id: str, item_id: str, action: str) -> dict[st
     return inbox_item_view(await inbox.get_item(herald, user_id, item_id))
 
 
-@router.post("/inbox/{item_id}/read")
+@router.post("/inbox/{item_id}/read", **documented(InboxItemOut))
 async def mark_read(item_id: ItemId, user_id: CurrentUser, herald: HeraldDep) -> dict[str, Any]:
     return await _mark(herald, user_id, item_id, "read")
 
 
-@router.post("/inbox/{item_id}/unread")
+@router.post("/inbox/{item_id}/unread", **documented(InboxItemOut))
 async def mark_unread(item_id: ItemId, user_id: CurrentUser, herald: HeraldDep) -> dict[str, Any]:
     return await _mark(herald, user_id, item_id, "unread")
 
 
-@router.post("/inbox/{item_id}/archive")
+@router.post("/inbox/{item_id}/archive", **documented(InboxItemOut))
 async def archive(item_id: ItemId, user_id: CurrentUser, herald: HeraldDep) -> dict[str, Any]:
     return await _mark(herald, user_id, item_id, "archive")
 
 
-@router.post("/inbox/{item_id}/unarchive")
+@router.post("/inbox/{item_id}/unarchive", **documented(InboxItemOut))
 async def unarchive(item_id: ItemId, user_id: CurrentUser, herald: HeraldDep) -> dict[str, Any]:
     return await _mark(herald, user_id, item_id, "unarchive")
 
 
-@router.delete("/inbox/{item_id}", status_code=204)
+@router.delete("/inbox/{item_id}", status_code=204, **documented(None, 204))
 async def delete_item(item_id: ItemId, user_id: CurrentUser, herald: HeraldDep) -> Response:
     await inbox.mark(herald, user_id, item_id, "delete")
     return Response(status_code=204)
 
 
-@router.get("/banners")
+@router.get("/banners", **documented(BannerList))
 async def banners(user_id: CurrentUser, herald: HeraldDep) -> dict[str, Any]:
     return {"items": [inbox_item_view(i) for i in await inbox.banners(herald, user_id)]}

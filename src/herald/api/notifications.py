@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from herald.api.auth import HeraldDep, ReadKey, SendKey
 from herald.api.idempotency import Store, idempotent
 from herald.api.limits import refuse_nul_in_url
+from herald.api.openapi import AcceptedOut, CancelledOut, NotificationOut, documented
 from herald.api.params import audience_of
 from herald.api.schemas import TriggerIn
 from herald.api.views import delivery_view, inapp_delivery_view
@@ -25,7 +26,7 @@ router = APIRouter(prefix="/v1", tags=["notifications"], dependencies=[Depends(r
 DELIVERY_LIST_CAP = 1000
 
 
-@router.post("/notifications", status_code=202)
+@router.post("/notifications", status_code=202, **documented(AcceptedOut, 202, idempotent=True))
 async def trigger(body: TriggerIn, herald: HeraldDep, key: SendKey, request: Request) -> Response:
     req = trigger_engine.TriggerRequest(
         type=body.type,
@@ -59,7 +60,7 @@ async def trigger(body: TriggerIn, herald: HeraldDep, key: SendKey, request: Req
     return await idempotent(request, herald, key.id, handler)
 
 
-@router.get("/notifications/{notification_id}")
+@router.get("/notifications/{notification_id}", **documented(NotificationOut))
 async def get_notification(notification_id: str, herald: HeraldDep, _: ReadKey) -> dict[str, Any]:
     async with herald.db.read() as conn:
         n = await notification_store.get_notification(conn, notification_id)
@@ -91,7 +92,7 @@ async def get_notification(notification_id: str, herald: HeraldDep, _: ReadKey) 
     }
 
 
-@router.delete("/notifications/{notification_id}")
+@router.delete("/notifications/{notification_id}", **documented(CancelledOut))
 async def cancel_notification(notification_id: str, herald: HeraldDep, _: SendKey) -> dict[str, Any]:
     cancelled = await notification_engine.cancel_notification(herald.db, notification_id)
     return cancelled.as_json()

@@ -8,14 +8,20 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from herald.api.limits import MAX_BODY_BYTES, BodyTooLarge
 from herald.core.cursor import BadCursor
 from herald.core.errors import Conflict, Invalid, NotFound
+from herald.core.inputs import printable
+from herald.store.unavailable import database_unavailable
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
+RETRY_AFTER_SECONDS = 5
+"""What a 503 for an unavailable database asks the client to wait: long enough for a failover or
+a restart, short enough that a retrying client notices recovery soon."""
 
 _TITLES = {
     400: "Bad request",
@@ -29,6 +35,7 @@ _TITLES = {
     422: "Invalid request",
     429: "Too many requests",
     500: "Internal server error",
+    503: "Service unavailable",
 }
 
 
@@ -44,10 +51,11 @@ def problem(
         "type": "about:blank",
         "title": title or _TITLES.get(status, "Error"),
         "status": status,
-        "detail": detail,
+        "detail": printable(detail),
     }
     if errors is not None:
-        body["errors"] = errors
+        # a field may be a key the client sent, lone surrogate and all: the answer must still encode
+        body["errors"] = [{name: printable(text) for name, text in error.items()} for error in errors]
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
@@ -110,6 +118,22 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(BodyTooLarge)
     async def _on_too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
         return problem(413, f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+
+    # Registered for these classes rather than left to the catch-all below: Starlette answers the
+    # catch-all and then re-raises, and uvicorn closes the connection; these answer and keep it.
+    @app.exception_handler(SQLAlchemyError)
+    @app.exception_handler(OSError)
+    async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
+        if database_unavailable(exc):
+            log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+            return problem(
+                503,
+                "the database is unavailable; retry in a few seconds",
+                title="Service unavailable",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(500, "an unexpected error occurred; it has been logged")
 
     @app.exception_handler(Exception)
     async def _on_error(request: Request, exc: Exception) -> JSONResponse:

@@ -10,11 +10,14 @@ from zoneinfo import available_timezones
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from herald.core.enums import AnnouncementKind, Category, ContentType, Priority
+from herald.core.inputs import check_instant
 
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$"
 Key = Annotated[str, StringConstraints(pattern=KEY_PATTERN)]
 Locale = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=35)]
 _TIMEZONES: set[str] | None = None
+Instant = Annotated[AwareDatetime, AfterValidator(check_instant)]
+"""A moment with an offset, in UTC, within years 1970..9000 (``9999-12-31T23:59:59-23:59`` is not)."""
 
 
 def _check_timezone(value: str | None) -> str | None:
@@ -145,8 +148,8 @@ class TriggerIn(Strict):
     data: dict[str, Any] = Field(default_factory=dict)
     actor: dict[str, Any] | None = None
     target: dict[str, Any] | None = None
-    send_at: AwareDatetime | None = None
-    expires_at: AwareDatetime | None = None
+    send_at: Instant | None = None
+    expires_at: Instant | None = None
     channels: list[Annotated[str, StringConstraints(min_length=1, max_length=40)]] | None = None
     accounts: AccountChoice | None = None
 
@@ -161,8 +164,8 @@ class AnnouncementIn(Strict):
     action_url: Annotated[str, StringConstraints(max_length=2000)] | None = None
     data: dict[str, Any] | None = None
     audience: AudienceIn = Field(default_factory=lambda: AudienceIn(all=True))
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
+    starts_at: Instant | None = None
+    ends_at: Instant | None = None
 
 
 class AnnouncementPatch(Strict):
@@ -175,8 +178,8 @@ class AnnouncementPatch(Strict):
     action_url: Annotated[str, StringConstraints(max_length=2000)] | None = None
     data: dict[str, Any] | None = None
     audience: AudienceIn | None = None
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
+    starts_at: Instant | None = None
+    ends_at: Instant | None = None
 
 
 class ReadAllIn(Strict):

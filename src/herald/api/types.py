@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -9,15 +10,31 @@ from pydantic import ValidationError
 
 from herald.api.auth import AdminKey, HeraldDep, ReadKey
 from herald.api.limits import refuse_nul_in_url
+from herald.api.openapi import (
+    NotificationTypeDetail,
+    NotificationTypeOut,
+    NotificationTypePage,
+    PreviewOut,
+    TemplateOut,
+    documented,
+)
 from herald.api.params import ChannelName, Cursor, Limit, TypeKey
 from herald.api.schemas import Locale, NotificationTypeIn, PreviewIn, TemplateIn, nul_path
 from herald.api.views import type_view
 from herald.core.cursor import decode_key_cursor, encode_key_cursor
 from herald.core.errors import Invalid, NotFound, TemplateError
 from herald.core.locales import pick_locale
-from herald.core.templates import render_fields, validate_fields
+from herald.core.templates import (
+    COMMON_FIELDS,
+    SAMPLE_RECIPIENT,
+    TemplateLimitError,
+    check_limits,
+    render_for_recipient,
+    validate_fields,
+)
 from herald.engine.accounts import check_account_choice
 from herald.engine.service import Herald
+from herald.engine.trigger import missing_templates, render_all
 from herald.store import catalog
 
 router = APIRouter(prefix="/v1", tags=["types"], dependencies=[Depends(refuse_nul_in_url)])
@@ -29,7 +46,7 @@ def _check_channels(herald: Herald, channels: list[str], field: str = "channels"
         raise Invalid(unknown)
 
 
-@router.put("/notification-types/{key}")
+@router.put("/notification-types/{key}", **documented(NotificationTypeOut, also=(201,)))
 async def put_type(
     key: TypeKey, body: NotificationTypeIn, herald: HeraldDep, _: AdminKey, response: Response
 ) -> dict[str, Any]:
@@ -42,13 +59,19 @@ async def put_type(
             fields["accounts"] = await check_account_choice(
                 conn, herald.box, herald.channels, body.accounts, fields["channels"]
             )
+        existing = await catalog.get_type(conn, key)
+        templates = await catalog.get_templates(conn, key) if existing is not None else {}
+        if existing is not None and templates:  # a live type: a new channel must have its template first
+            added = set(fields["channels"]) - set(existing["channels"])
+            if errors := missing_templates(herald, key, fields["channels"], templates, only=added):
+                raise Invalid([(f, f"{m}: save the template first, then add the channel") for f, m in errors])
         row, created = await catalog.put_type(conn, key, fields)
     if created:
         response.status_code = 201
     return type_view(row)
 
 
-@router.get("/notification-types")
+@router.get("/notification-types", **documented(NotificationTypePage))
 async def list_types(herald: HeraldDep, _: ReadKey, limit: Limit = 20, cursor: Cursor = None) -> dict[str, Any]:
     after = decode_key_cursor(cursor) if cursor else None
     async with herald.db.read() as conn:
@@ -60,7 +83,7 @@ async def list_types(herald: HeraldDep, _: ReadKey, limit: Limit = 20, cursor: C
     }
 
 
-@router.get("/notification-types/{key}")
+@router.get("/notification-types/{key}", **documented(NotificationTypeDetail))
 async def get_type(key: TypeKey, herald: HeraldDep, _: ReadKey) -> dict[str, Any]:
     async with herald.db.read() as conn:
         row = await catalog.get_type(conn, key)
@@ -70,7 +93,7 @@ async def get_type(key: TypeKey, herald: HeraldDep, _: ReadKey) -> dict[str, Any
     return type_view(row) | {"templates": templates}
 
 
-@router.delete("/notification-types/{key}", status_code=204)
+@router.delete("/notification-types/{key}", status_code=204, **documented(None, 204))
 async def delete_type(key: TypeKey, herald: HeraldDep, _: AdminKey) -> Response:
     async with herald.db.write() as conn:
         if not await catalog.delete_type(conn, key):
@@ -78,7 +101,7 @@ async def delete_type(key: TypeKey, herald: HeraldDep, _: AdminKey) -> Response:
     return Response(status_code=204)
 
 
-@router.put("/notification-types/{key}/templates/{channel}")
+@router.put("/notification-types/{key}/templates/{channel}", **documented(TemplateOut))
 async def put_template(
     key: TypeKey,
     channel: ChannelName,
@@ -98,12 +121,23 @@ async def put_template(
         validate_fields(fields)
     except TemplateError as exc:
         raise Invalid([(exc.field or "body", exc.message)]) from exc
-    template_model = herald.channels[channel].Template
+    kind = herald.channels[channel]
+    template_model = kind.Template
     if template_model is not None:  # the channel's own fields: SMS template code, robot msgtype, ...
         try:
             template_model.model_validate(fields)
         except ValidationError as exc:
             raise Invalid([(".".join(str(p) for p in e["loc"]) or "body", e["msg"]) for e in exc.errors()]) from exc
+    # the generic fields; a channel that needs no template of its own (webhook) sends the content as is
+    elif (kind.requires_template or kind.routes_over) and (unknown := [f for f in fields if f not in COMMON_FIELDS]):
+        known = ", ".join(COMMON_FIELDS)
+        raise Invalid([(f, f"unknown template field '{f}' for channel '{channel}' (known: {known})") for f in unknown])
+    try:  # a template over a limit whatever the data (nested loops, 'a'.center(10**9)) is refused now
+        await asyncio.to_thread(check_limits, fields)
+    except TemplateLimitError as exc:
+        raise Invalid([(exc.field or "body", f"{exc.message} (limit: {exc.limit})")]) from exc
+    except TemplateError as exc:
+        raise Invalid([(exc.field or "body", exc.message)]) from exc
     async with herald.db.write() as conn:
         if await catalog.get_type(conn, key) is None:
             raise NotFound("notification type")
@@ -111,7 +145,7 @@ async def put_template(
     return saved | {"updated_at": saved["updated_at"].isoformat()}
 
 
-@router.delete("/notification-types/{key}/templates/{channel}", status_code=204)
+@router.delete("/notification-types/{key}/templates/{channel}", status_code=204, **documented(None, 204))
 async def delete_template(
     key: TypeKey,
     channel: ChannelName,
@@ -125,7 +159,7 @@ async def delete_template(
     return Response(status_code=204)
 
 
-@router.post("/templates/preview")
+@router.post("/templates/preview", **documented(PreviewOut))
 async def preview(body: PreviewIn, herald: HeraldDep, _: ReadKey) -> dict[str, Any]:
     async with herald.db.read() as conn:
         if await catalog.get_type(conn, body.type) is None:
@@ -134,8 +168,13 @@ async def preview(body: PreviewIn, herald: HeraldDep, _: ReadKey) -> dict[str, A
     locale = pick_locale(templates.keys(), body.locale, herald.settings.default_locale)
     if locale is None:
         raise Invalid([("channel", f"type '{body.type}' has no template for channel '{body.channel}'")])
-    try:
-        rendered = render_fields(templates[locale], body.data)
-    except TemplateError as exc:
-        raise Invalid([(f"data.{exc.variable}" if exc.variable else "data", exc.message)]) from exc
+    rendered = await asyncio.to_thread(_preview_fields, body.channel, locale, templates[locale], body.data)
     return {"type": body.type, "channel": body.channel, "locale": locale, "fields": rendered}
+
+
+def _preview_fields(channel: str, locale: str, fields: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """As a trigger renders them (every missing variable named at once), ``recipient`` being
+    ``SAMPLE_RECIPIENT`` unless the data has its own."""
+    prepared = render_all({channel: {locale: fields}}, [channel], data)[channel][locale]
+    rendered, _ = render_for_recipient(prepared, data, SAMPLE_RECIPIENT)
+    return rendered

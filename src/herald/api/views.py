@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from herald.engine.accounts import MASK
-
 
 def _t(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
@@ -134,21 +132,13 @@ def inapp_delivery_view(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _mask(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_mask(v) for v in value]
-    return MASK if value not in (None, "") else value
-
-
-def masked_config(config: dict[str, Any], secret_fields: list[str]) -> dict[str, Any]:
-    return {k: (_mask(v) if k in secret_fields else v) for k, v in config.items()}
-
-
-def account_view(a: dict[str, Any], secret_fields: list[str], callback_url: str | None = None) -> dict[str, Any]:
+def account_view(a: dict[str, Any], masked_config: dict[str, Any], callback_url: str | None = None) -> dict[str, Any]:
+    """An account as reads show it; ``masked_config`` is its config with the secrets masked by its
+    channel (``engine.accounts.masked_config``): never the stored config itself."""
     view = {
         "name": a["name"],
         "channel": a["channel"],
-        "config": masked_config(a["config"] or {}, secret_fields),
+        "config": masked_config,
         "default": a["default"],
         "group": a.get("group"),
         "created_at": _t(a["created_at"]),

@@ -28,7 +28,9 @@ from typing import Any, ClassVar, Literal, Protocol, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from herald.core.errors import Invalid
 from herald.core.records import Endpoint, Profile
+from herald.core.urls import MASK
 
 
 class ChannelSettings(BaseModel):
@@ -41,9 +43,42 @@ class ChannelSettings(BaseModel):
         """Fields holding secrets (``SecretStr``, optional or in a list): write-only, masked on read."""
         return [name for name, f in cls.model_fields.items() if _holds_secret(f.annotation)]
 
+    @classmethod
+    def masked(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        """A stored config as every read shows it: each secret field reads as ``MASK``. A channel
+        with secrets inside other fields (a token in a URL, an ``Authorization`` header) masks
+        those too, and takes them back in ``keep_masked``."""
+        secrets = cls.secret_fields()
+        return {k: (_mask(v) if k in secrets else v) for k, v in config.items()}
+
+    @classmethod
+    def keep_masked(cls, config: dict[str, Any], stored: Mapping[str, Any] | None) -> dict[str, Any]:
+        """``config`` as an admin sent it back, each masked part replaced by the stored value (a form
+        round-trip keeps the secrets it was shown masked); ``Invalid`` naming ``config.<field>``
+        when there is nothing stored to keep."""
+        for key in cls.secret_fields():
+            if is_masked(config.get(key)):
+                if not stored or key not in stored:
+                    raise Invalid([(f"config.{key}", "send the secret itself, not the mask")])
+                config[key] = stored[key]
+        return config
+
 
 def _holds_secret(annotation: Any) -> bool:
     return annotation is SecretStr or any(_holds_secret(a) for a in get_args(annotation))
+
+
+def _mask(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_mask(v) for v in value]
+    return MASK if value not in (None, "") else value
+
+
+def is_masked(value: Any) -> bool:
+    """A secret sent back as the API showed it: the mask, or a list of masks."""
+    if isinstance(value, list):
+        return bool(value) and all(v == MASK for v in value)
+    return bool(value == MASK)
 
 
 @dataclass(frozen=True)
@@ -134,9 +169,10 @@ class PublicAccount:
 class ChannelEndpoints(Protocol):
     """The addresses the request's user registered with this channel (see ``uses_endpoints``)."""
 
-    async def save(self, address: str, data: dict[str, Any]) -> None:
-        """Register ``address`` for the user; one address is one device, so registering it again
-        (maybe as another user) replaces it."""
+    async def save(self, address: str, data: dict[str, Any]) -> bool:
+        """Register ``address`` for the user (again: its ``data`` is replaced); False when another
+        user holds it. One address is one device: it moves to this user only when registered with
+        the same ``data`` as the holder's (the device's own keys), never on the address alone."""
 
     async def delete(self, address: str) -> bool:
         """Forget one of the user's addresses; False if the user has no such address."""
@@ -255,6 +291,9 @@ class Channel(ABC):
     """For channels whose provider posts delivery reports: the answer it expects; see parse_receipts."""
 
     cache: SharedCache | None = None
+    allow_private_urls: bool = False
+    """``HERALD_ALLOW_PRIVATE_URLS`` as the engine read it from the settings (``bind``): user-supplied
+    URLs a channel sends to (push endpoints) may then be private, loopback or link-local."""
 
     def parse_receipts(self, body: bytes) -> list[Receipt]:
         """Decode a delivery-report callback body (only for channels that set ``receipt_ack``);
@@ -271,9 +310,10 @@ class Channel(ABC):
         """The channel's own HTTP routes (subscriptions, grants, public keys), mounted by the app."""
         return ()
 
-    def bind(self, cache: SharedCache) -> None:
+    def bind(self, cache: SharedCache, *, allow_private_urls: bool = False) -> None:
         """Called by the engine once per process, before any send."""
         self.cache = cache
+        self.allow_private_urls = allow_private_urls
 
     @classmethod
     def complete_settings(cls, config: dict[str, Any], stored: dict[str, Any] | None) -> dict[str, Any]:

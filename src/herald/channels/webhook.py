@@ -6,6 +6,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,7 +16,8 @@ from pydantic import Field, SecretStr, field_validator
 
 from herald.channels._http import HttpChannel, encode_json_body, parse_retry_after
 from herald.channels.base import ChannelSettings, OutboundMessage, SendResult
-from herald.core.errors import RetryableError, TerminalError
+from herald.core.errors import Invalid, RetryableError, TerminalError
+from herald.core.urls import MASK, redact_url
 
 USER_AGENT = "Herald-Webhooks/0.1"
 WHSEC_PREFIX = "whsec_"
@@ -48,6 +50,44 @@ class WebhookSettings(ChannelSettings):
     )
     timeout: float = Field(10, gt=0, le=120, description="Seconds allowed for the whole request.")
     headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
+
+    @classmethod
+    def masked(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Besides ``secret``: the URL's userinfo, query values and token-like path segments, and
+        every header value (``Authorization: Bearer …`` and the like) read as the mask."""
+        out = super().masked(config)
+        if isinstance(out.get("url"), str):
+            out["url"] = redact_url(out["url"])
+        if isinstance(out.get("headers"), dict):
+            out["headers"] = {name: MASK for name in out["headers"]}
+        return out
+
+    @classmethod
+    def keep_masked(cls, config: dict[str, Any], stored: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The URL sent back exactly as shown keeps the stored one; a header sent back as the mask
+        keeps its stored value. A mask anywhere else cannot be filled in: 422."""
+        config = super().keep_masked(config, stored)
+        url = config.get("url")
+        if isinstance(url, str) and MASK in url:
+            stored_url = stored.get("url") if stored else None
+            if not isinstance(stored_url, str) or url != redact_url(stored_url):
+                raise Invalid(
+                    [("config.url", "send the whole URL: the masked one is kept only when sent back unchanged")]
+                )
+            config["url"] = stored_url
+        headers = config.get("headers")
+        if isinstance(headers, dict) and MASK in headers.values():
+            stored_headers = stored.get("headers") if stored else None
+            known = {str(k).lower(): v for k, v in (stored_headers or {}).items()}
+            kept: dict[str, Any] = {}
+            for name, value in headers.items():
+                if value == MASK:
+                    if str(name).lower() not in known:
+                        raise Invalid([(f"config.headers.{name}", "send the header value itself, not the mask")])
+                    value = known[str(name).lower()]
+                kept[name] = value
+            config["headers"] = kept
+        return config
 
     @field_validator("url")
     @classmethod

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -36,11 +35,10 @@ from herald.channels.base import (
     Recipient,
     SendResult,
 )
-from herald.core.errors import NotFound, RetryableError, SkipDelivery, TerminalError
+from herald.core.errors import Conflict, NotFound, RetryableError, SkipDelivery, TerminalError
 from herald.core.records import Endpoint
-from herald.core.urls import UnsafeURL, is_public_address, split_public_url
+from herald.core.urls import UnsafeURL, is_public_address, redact_url, split_public_url
 
-ALLOW_PRIVATE_ENV = "HERALD_ALLOW_PRIVATE_URLS"
 GONE_STATUSES = frozenset({404, 410})
 RETRYABLE_STATUSES = frozenset({408, 429})
 # Push services take at most 4096 bytes of encrypted body; aes128gcm adds an 86-byte header, a
@@ -170,7 +168,10 @@ async def subscribe_webpush(request: ChannelRequest) -> dict[str, Any]:
     """Save this browser's push subscription for the caller (the endpoint is checked against SSRF)."""
     body = request.body_as(PushSubscriptionIn)
     await request.require_public_url(body.endpoint, field="endpoint")
-    await request.endpoints.save(body.endpoint, {"p256dh": body.keys.p256dh, "auth": body.keys.auth})
+    # Another user's subscription moves here only with its own keys (the same browser, signed in
+    # as someone else now); knowing the endpoint URL alone never takes someone's pushes: 409.
+    if not await request.endpoints.save(body.endpoint, {"p256dh": body.keys.p256dh, "auth": body.keys.auth}):
+        raise Conflict("this push endpoint is subscribed by another user with other keys")
     return {"endpoint": body.endpoint, "user_id": request.user_id}
 
 
@@ -278,7 +279,7 @@ class WebPushChannel(Channel):
             raise TerminalError("VAPID keys missing")
         vapid = Vapid.from_raw(settings.vapid_private_key.get_secret_value().encode())
         payload = encode_payload(message)
-        allow_private = os.environ.get(ALLOW_PRIVATE_ENV) == "true"
+        allow_private = self.allow_private_urls  # the settings' value, the same the API honours
         outcomes = await asyncio.gather(
             *(self._push(sub, payload, vapid, settings, allow_private=allow_private) for sub in subscriptions)
         )
@@ -457,5 +458,7 @@ def _code(outcomes: list[Outcome]) -> str | None:
 
 
 def _short(endpoint: str) -> str:
-    # Endpoints are capability URLs: keep the origin and a little of the path in traces, not the token.
-    return endpoint if len(endpoint) <= 48 else endpoint[:40] + "…"
+    # Endpoints are capability URLs: traces (read through the API) keep the origin and the path's
+    # shape, never the token.
+    shown = redact_url(endpoint)
+    return shown if len(shown) <= 80 else shown[:72] + "…"

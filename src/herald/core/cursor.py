@@ -1,10 +1,21 @@
-"""Opaque cursors: the encoded sort key of the last item of a page."""
+"""Opaque cursors: the encoded sort key of the last item of a page.
+
+A cursor comes back from the client, so decoding trusts nothing: anything that is not a cursor this
+API could have given (bad base64 or JSON, a time without an offset or outside years 1970..9000, an
+id that is not plain text) is BadCursor, answered 400 naming ``cursor``.
+"""
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 from datetime import datetime
+from typing import Any
+
+from herald.core.inputs import check_instant, text_problem
+
+MAX_ID_LENGTH = 200
 
 
 class BadCursor(ValueError):
@@ -16,16 +27,30 @@ def encode_cursor(at: datetime, item_id: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
+def _decoded(cursor: str) -> Any:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        at_text, item_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        at = datetime.fromisoformat(at_text)
-        if at.tzinfo is None or not isinstance(item_id, str) or "\x00" in item_id:
-            raise BadCursor("cursor is not valid")
-        return at, item_id
-    except (ValueError, TypeError, UnicodeDecodeError, RecursionError) as exc:
+        return json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, TypeError, UnicodeError, RecursionError, binascii.Error) as exc:
         raise BadCursor("cursor is not valid") from exc
+
+
+def _checked_key(value: Any) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_LENGTH or text_problem(value) is not None:
+        raise BadCursor("cursor is not valid")
+    return value
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    decoded = _decoded(cursor)
+    if not isinstance(decoded, list) or len(decoded) != 2 or not isinstance(decoded[0], str):
+        raise BadCursor("cursor is not valid")
+    at_text, item_id = decoded
+    try:
+        at = check_instant(datetime.fromisoformat(at_text))
+    except ValueError as exc:
+        raise BadCursor("cursor is not valid") from exc
+    return at, _checked_key(item_id)
 
 
 def encode_key_cursor(key: str) -> str:
@@ -33,11 +58,7 @@ def encode_key_cursor(key: str) -> str:
 
 
 def decode_key_cursor(cursor: str) -> str:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        (key,) = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if not isinstance(key, str) or "\x00" in key:
-            raise BadCursor("cursor is not valid")
-        return key
-    except (ValueError, TypeError, UnicodeDecodeError, RecursionError) as exc:
-        raise BadCursor("cursor is not valid") from exc
+    decoded = _decoded(cursor)
+    if not isinstance(decoded, list) or len(decoded) != 1:
+        raise BadCursor("cursor is not valid")
+    return _checked_key(decoded[0])

@@ -10,22 +10,15 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from herald.channels.base import Channel, ChannelSettings
+from herald.channels.base import Channel, ChannelSettings, is_masked
 from herald.core.errors import Invalid
+from herald.core.urls import MASK
 from herald.engine.receipts import callback_token
 from herald.store import accounts as account_store
 from herald.store.db import Database
 from herald.store.secretbox import SecretBox
 
-MASK = "********"
-"""What a secret reads as everywhere it is shown; sent back unchanged, it means "keep the stored one"."""
-
-
-def is_masked(value: Any) -> bool:
-    """A secret sent back as the API showed it: the mask, or a list of masks."""
-    if isinstance(value, list):
-        return bool(value) and all(v == MASK for v in value)
-    return bool(value == MASK)
+__all__ = ["MASK", "is_masked"]  # MASK: what a secret reads as; sent back unchanged, "keep the stored one"
 
 
 def reveal(settings: ChannelSettings) -> dict[str, Any]:
@@ -59,6 +52,17 @@ def secret_fields(channels: Mapping[str, Channel], channel: str) -> list[str]:
     return kind.Settings.secret_fields() if kind else []
 
 
+def masked_config(channels: Mapping[str, Channel], account: Mapping[str, Any]) -> dict[str, Any]:
+    """An account's config as every read shows it: its channel masks the secrets (secret fields,
+    and secrets inside other fields such as a webhook's URL token and headers). A channel no longer
+    installed cannot say which fields are secret: all of them read masked."""
+    config = account["config"] or {}
+    kind = channels.get(account["channel"])
+    if kind is None:
+        return {key: MASK for key in config}
+    return kind.Settings.masked(config)
+
+
 def callback_url(secret_key: str, channels: Mapping[str, Channel], account: Mapping[str, Any]) -> str | None:
     """Where the provider should post delivery reports for this account (path and token), or
     None when its channel takes none."""
@@ -78,18 +82,6 @@ def _channel_taking_accounts(channels: Mapping[str, Channel], name: str) -> Chan
     return channel
 
 
-def _keep_masked_secrets(
-    config: dict[str, Any], secrets: Sequence[str], stored: Mapping[str, Any] | None
-) -> dict[str, Any]:
-    """A masked secret sent back unchanged (a console form round-trip) keeps the stored one."""
-    for key in secrets:
-        if is_masked(config.get(key)):
-            if not stored or key not in stored:
-                raise Invalid([(f"config.{key}", "send the secret itself, not the mask")])
-            config[key] = stored[key]
-    return config
-
-
 async def save_account(
     db: Database, box: SecretBox, channels: Mapping[str, Channel], account: AccountInput
 ) -> dict[str, Any]:
@@ -99,7 +91,8 @@ async def save_account(
         existing = await account_store.get_account(conn, box, account.name)
         # what was stored for another channel under this name is no secret of this one
         stored = existing["config"] if existing and existing["channel"] == account.channel else None
-        config = _keep_masked_secrets(dict(account.config), channel.Settings.secret_fields(), stored)
+        # a masked secret sent back unchanged (a console form round-trip) keeps the stored one
+        config = channel.Settings.keep_masked(dict(account.config), stored)
         config = channel.complete_settings(config, stored)
         try:
             settings = channel.Settings.model_validate(config)

@@ -132,9 +132,9 @@ class UserEndpoints:
         self._channel = context.channel.name
         self._user_id = user_id
 
-    async def save(self, address: str, data: dict[str, Any]) -> None:
+    async def save(self, address: str, data: dict[str, Any]) -> bool:
         conn = await self._context.writer()
-        await endpoint_store.save_endpoint(conn, self._channel, self._user_id, address, data, utcnow())
+        return await endpoint_store.save_endpoint(conn, self._channel, self._user_id, address, data, utcnow())
 
     async def delete(self, address: str) -> bool:
         conn = await self._context.writer()

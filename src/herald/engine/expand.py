@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,10 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from herald.core.enums import Priority
 from herald.core.ids import new_ids
 from herald.core.locales import pick_locale
+from herald.core.templates import has_recipient_fields, render_for_recipient
 from herald.store import deliveries as delivery_store
 from herald.store import inbox as inbox_store
+from herald.store import users as user_store
 
 INAPP = "inapp"
+log = logging.getLogger(__name__)
 
 
 def delivery_expiry(notification: dict[str, Any], ttl_seconds: int | None) -> datetime | None:
@@ -78,6 +83,58 @@ async def expand_chunk(
     return len(recipients)
 
 
+def _inbox_variant(notification: dict[str, Any], content: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "title": content.get("title") or notification["type_key"],
+        "summary": content.get("summary"),
+        "body": content.get("body"),
+        "action_url": content.get("action_url"),
+        "actions": content.get("actions") or [],
+    }
+
+
+def _shared_variants(
+    notification: dict[str, Any],
+    recipients: Sequence[dict[str, Any]],
+    templates: dict[str, dict[str, Any]],
+    default_locale: str,
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """Rendered content chosen once per distinct user locale, not per row."""
+    variants: list[dict[str, Any]] = []
+    variant_for_locale: dict[str | None, int] = {}
+    variant_of: list[int] = []
+    for user in recipients:
+        locale = user.get("locale")
+        index = variant_for_locale.get(locale)
+        if index is None:
+            chosen = pick_locale(templates.keys(), locale, default_locale)
+            index = variant_for_locale[locale] = len(variants)
+            variants.append(_inbox_variant(notification, templates[chosen] if chosen else {}))
+        variant_of.append(index)
+    return variants, variant_of
+
+
+def _personal_variants(
+    notification: dict[str, Any],
+    recipients: Sequence[dict[str, Any]],
+    profiles: Mapping[str, Mapping[str, Any]],
+    templates: dict[str, dict[str, Any]],
+    default_locale: str,
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """One variant per recipient: the template uses ``${recipient.…}``."""
+    variants: list[dict[str, Any]] = []
+    failed = 0
+    for user in recipients:
+        profile = profiles.get(user["id"]) or {"id": user["id"], "locale": user.get("locale")}
+        chosen = pick_locale(templates.keys(), profile.get("locale"), default_locale)
+        content, errors = render_for_recipient(templates[chosen] if chosen else {}, notification["data"], profile)
+        failed += bool(errors)
+        variants.append(_inbox_variant(notification, content))
+    if failed:
+        log.warning("notification %s: %d in-app items rendered with empty fields", notification["id"], failed)
+    return variants, list(range(len(variants)))
+
+
 async def _write_inbox_items(
     conn: AsyncConnection,
     notification: dict[str, Any],
@@ -87,27 +144,15 @@ async def _write_inbox_items(
     default_locale: str,
     expires_at: datetime | None,
 ) -> None:
-    """The in-app items: rendered content is chosen once per distinct user locale, not per row."""
-    variants: list[dict[str, Any]] = []
-    variant_for_locale: dict[str | None, int] = {}
-    variant_of: list[int] = []
-    for user in recipients:
-        locale = user.get("locale")
-        index = variant_for_locale.get(locale)
-        if index is None:
-            chosen = pick_locale(templates.keys(), locale, default_locale)
-            content = templates[chosen] if chosen else {}
-            index = variant_for_locale[locale] = len(variants)
-            variants.append(
-                {
-                    "title": content.get("title") or notification["type_key"],
-                    "summary": content.get("summary"),
-                    "body": content.get("body"),
-                    "action_url": content.get("action_url"),
-                    "actions": content.get("actions") or [],
-                }
-            )
-        variant_of.append(index)
+    """The in-app items: shared content per locale, or per recipient when the template uses
+    ``recipient`` (rendered in a worker thread, so a chunk's rendering never stalls the loop)."""
+    if any(has_recipient_fields(content) for content in templates.values()):
+        profiles = await user_store.get_users(conn, [u["id"] for u in recipients])
+        variants, variant_of = await asyncio.to_thread(
+            _personal_variants, notification, recipients, profiles, templates, default_locale
+        )
+    else:
+        variants, variant_of = _shared_variants(notification, recipients, templates, default_locale)
     await inbox_store.insert_notification_items(
         conn,
         shared={

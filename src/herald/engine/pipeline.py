@@ -29,6 +29,7 @@ from herald.core.locales import pick_locale
 from herald.core.outcomes import Outcome
 from herald.core.records import Endpoint, Profile
 from herald.core.routing import Candidate, choose_account
+from herald.core.templates import RECIPIENT_RENDER_SECONDS, has_recipient_fields, render_for_recipient
 from herald.engine import metrics
 from herald.engine.ratelimit import RateLimiter
 from herald.store import quotas as quota_store
@@ -154,13 +155,18 @@ def build(
     templates = notification.rendered.get(channel.name, {})
     locale = pick_locale(templates.keys(), user.locale, policy.default_locale)
     endpoints = context.endpoints.get((channel.name, user.id), ()) if channel.uses_endpoints else ()
+    content = templates[locale] if locale else {}
+    if has_recipient_fields(content):  # "尊敬的 ${recipient.name}": rendered for this user (bounded, short)
+        content, errors = render_for_recipient(content, notification.data, vars(user), seconds=RECIPIENT_RENDER_SECONDS)
+        for error in errors:
+            log.warning("delivery %s: %s (left empty)", delivery.id, error.message)
     return OutboundMessage(
         delivery_id=delivery.id,
         notification_id=notification.id,
         type=notification.type_key,
         category=notification.category,
         recipient=Recipient(**vars(user), endpoints=tuple(endpoints)),
-        content=templates[locale] if locale else {},
+        content=content,
         data=notification.data,
         attempt=delivery.attempts,
         created_at=notification.created_at.isoformat(),

@@ -76,7 +76,7 @@ class Herald:
         self.shared_cache = create_shared_cache(self.db, settings.redis_url)
         self.events = EventOutbox(self.box, self.wake_worker)
         for channel in self.channels.values():
-            channel.bind(self.shared_cache)
+            channel.bind(self.shared_cache, allow_private_urls=settings.allow_private_urls)
         self.work_available = asyncio.Event()
 
     async def migrate(self) -> None:

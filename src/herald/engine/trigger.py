@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from herald.core.enums import NotificationStatus, Priority
 from herald.core.errors import Invalid, TemplateError
 from herald.core.ids import new_id
-from herald.core.templates import render_fields
+from herald.core.templates import RECIPIENT_FIELDS, MissingVariables, TemplateLimitError, prepare_fields
 from herald.engine import metrics
 from herald.engine.expand import INAPP, delivery_expiry, expand_chunk
 from herald.engine.service import Herald
@@ -81,19 +82,66 @@ def _recipients(req: TriggerRequest) -> tuple[list[str], dict[str, dict[str, Any
     return list(ids), profiles
 
 
+def missing_templates(
+    herald: Herald, type_key: str, channels: list[str], templates: dict[str, Any], only: set[str] | None = None
+) -> list[tuple[str, str]]:
+    """``(channels.N, why)`` for each channel that is unknown or lacks the template it needs to send
+    (every channel, or only those in ``only``)."""
+    errors = []
+    for i, channel in enumerate(channels):
+        kind = herald.channels.get(channel)
+        if only is not None and channel not in only:
+            continue
+        if kind is None:
+            errors.append((f"channels.{i}", f"unknown channel '{channel}'"))
+        elif kind.routes_over and not any(k in templates for k in kind.routes_over):
+            wanted = " or ".join(kind.routes_over)
+            errors.append((f"channels.{i}", f"type '{type_key}' needs a template for {wanted} to send '{channel}'"))
+        elif kind.requires_template and channel not in templates:
+            errors.append((f"channels.{i}", f"type '{type_key}' has no template for channel '{channel}'"))
+    return errors
+
+
 def render_all(
     templates: dict[str, dict[str, dict[str, Any]]], channels: list[str], data: dict[str, Any]
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """Every template of the chosen channels, in every locale, or Invalid naming the missing variable."""
+    """Every template of the chosen channels, in every locale, rendered once (fields that use
+    ``recipient`` are kept for rendering per recipient); or Invalid naming every missing variable
+    at once, and any template over a limit. CPU-bound: callers on the event loop use ``render_off_loop``."""
     rendered: dict[str, dict[str, dict[str, Any]]] = {}
+    missing: dict[str, str] = {}
+    errors: list[tuple[str, str]] = []
     for channel in channels:
         for locale, fields in templates.get(channel, {}).items():
+            where = f"template {channel}/{locale}"
             try:
-                rendered.setdefault(channel, {})[locale] = render_fields(fields, data)
+                rendered.setdefault(channel, {})[locale] = prepare_fields(fields, data)
+            except MissingVariables as exc:
+                for name in exc.variables:
+                    missing.setdefault(name, where)
+            except TemplateLimitError as exc:
+                errors.append((f"templates.{channel}.{exc.field}", f"{exc.message} ({where}; limit: {exc.limit})"))
             except TemplateError as exc:
-                where = f"data.{exc.variable}" if exc.variable else "data"
-                raise Invalid([(where, f"{exc.message} (template {channel}/{locale})")]) from exc
+                field_name = f"data.{exc.variable}" if exc.variable else "data"
+                errors.append((field_name, f"{exc.message} ({where})"))
+    if missing or errors:
+        # sorted: the stored field order is the database's (PostgreSQL's JSONB has its own)
+        raise Invalid([_missing_error(name, where) for name, where in sorted(missing.items())] + errors)
     return rendered
+
+
+def _missing_error(name: str, where: str) -> tuple[str, str]:
+    if name.startswith("recipient."):
+        known = ", ".join(RECIPIENT_FIELDS)
+        return name, f"a recipient has no '{name.removeprefix('recipient.')}' (it has {known}) ({where})"
+    return f"data.{name}", f"missing variable '{name}' ({where})"
+
+
+async def render_off_loop(
+    templates: dict[str, dict[str, dict[str, Any]]], channels: list[str], data: dict[str, Any]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """``render_all`` in a worker thread: a slow template (bounded at a second) never stalls the loop."""
+    return await asyncio.to_thread(render_all, templates, channels, data)
 
 
 async def trigger(herald: Herald, req: TriggerRequest, *, on_commit: OnCommit | None = None) -> Accepted:
@@ -105,16 +153,7 @@ async def trigger(herald: Herald, req: TriggerRequest, *, on_commit: OnCommit | 
         templates = await catalog.get_templates(conn, req.type)
 
     channels = list(dict.fromkeys(req.channels if req.channels is not None else ntype["channels"]))
-    errors = []
-    for i, channel in enumerate(channels):
-        kind = herald.channels.get(channel)
-        if kind is None:
-            errors.append((f"channels.{i}", f"unknown channel '{channel}'"))
-        elif kind.routes_over and not any(k in templates for k in kind.routes_over):
-            wanted = " or ".join(kind.routes_over)
-            errors.append((f"channels.{i}", f"type '{req.type}' needs a template for {wanted} to send '{channel}'"))
-        elif kind.requires_template and channel not in templates:
-            errors.append((f"channels.{i}", f"type '{req.type}' has no template for channel '{channel}'"))
+    errors = missing_templates(herald, req.type, channels, templates)
     if not channels:
         errors.append(("channels", "the notification would go nowhere: no channels"))
     if errors:
@@ -124,7 +163,7 @@ async def trigger(herald: Herald, req: TriggerRequest, *, on_commit: OnCommit | 
 
     recipient_ids, profiles = _recipients(req)
     routed = [k for c in channels for k in herald.channels[c].routes_over]
-    rendered = render_all(templates, list(dict.fromkeys(channels + routed)), req.data)
+    rendered = await render_off_loop(templates, list(dict.fromkeys(channels + routed)), req.data)
 
     scheduled = req.send_at is not None and req.send_at > now
     inline = req.audience is None and not scheduled and len(recipient_ids) <= herald.settings.inline_fanout_limit

@@ -9,6 +9,9 @@ a second worker) wait on the busy timeout.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,12 +21,27 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from herald.core.backends import DatabaseBackend, backend_for_url
+from herald.core.inputs import load_stored_json
+
+
+def _owner_only(cursor: Any) -> None:
+    """The database holds users' data, key hashes and every secret's ciphertext: the file, its -wal
+    and its -shm are the owner's alone (0600). SQLite gives new -wal/-shm files the database file's
+    mode, so this runs before WAL mode opens them; existing ones (an older Herald) are fixed too."""
+    cursor.execute("PRAGMA database_list")
+    for _, name, path in cursor.fetchall():
+        if name == "main" and path:
+            for file in (path, path + "-wal", path + "-shm"):
+                with contextlib.suppress(FileNotFoundError, PermissionError):
+                    if stat.S_IMODE(os.stat(file).st_mode) != 0o600:
+                        os.chmod(file, 0o600)
 
 
 def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite's own handling is off).
     dbapi_conn.isolation_level = None
     cursor = dbapi_conn.cursor()
+    _owner_only(cursor)
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=15000")
@@ -38,6 +56,8 @@ def _sqlite_begin(conn: Connection) -> None:
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An engine for ``url``; ``ValueError`` for a scheme Herald does not run on (config.py)."""
+    # stored JSON is read back repaired (a lone surrogate, absurd nesting): no read can fail on it
+    kwargs.setdefault("json_deserializer", load_stored_json)
     if backend_for_url(url) is DatabaseBackend.SQLITE:
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_connect)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald.core.records import Endpoint
@@ -16,13 +16,43 @@ from herald.store.tables import user_endpoints
 
 async def save_endpoint(
     conn: AsyncConnection, channel: str, user_id: str, address: str, data: dict[str, Any], now: datetime
-) -> None:
-    """One address is one device: registering it again (maybe as another user) replaces it."""
+) -> bool:
+    """Register ``address`` for ``user_id``; False (nothing changed) when another user holds it.
+
+    One address is one device. It moves to another user only when registered with the same
+    ``data`` (the device's own keys: whoever signs in on that browser next), never just because
+    someone knows the address."""
+    held = (
+        await conn.execute(
+            select(user_endpoints.c.user_id, user_endpoints.c.data).where(
+                user_endpoints.c.channel == channel, user_endpoints.c.address == address
+            )
+        )
+    ).first()
     values = {"user_id": user_id, "data": data, "created_at": now}
+    if held is not None and held.user_id != user_id:
+        if dict(held.data or {}) != data:
+            return False
+        moved = await conn.execute(
+            update(user_endpoints)
+            .where(
+                user_endpoints.c.channel == channel,
+                user_endpoints.c.address == address,
+                user_endpoints.c.user_id == held.user_id,
+            )
+            .values(**values)
+        )
+        return moved.rowcount > 0
     stmt = upsert(conn, user_endpoints).values(channel=channel, address=address, **values)
-    await conn.execute(
-        stmt.on_conflict_do_update(index_elements=[user_endpoints.c.channel, user_endpoints.c.address], set_=values)
+    saved = await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[user_endpoints.c.channel, user_endpoints.c.address],
+            set_=values,
+            # registered by another user since the look-up above: theirs stays
+            where=user_endpoints.c.user_id == user_id,
+        )
     )
+    return saved.rowcount > 0
 
 
 async def delete_endpoint(conn: AsyncConnection, channel: str, user_id: str, address: str) -> bool:
