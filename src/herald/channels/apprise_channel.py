@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from typing import Literal
 
-import apprise
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from herald.channels.base import Channel, ChannelSettings, OutboundMessage, SendResult
@@ -28,6 +27,8 @@ class AppriseSettings(ChannelSettings):
     def _apprise_urls(cls, value: list[SecretStr]) -> list[SecretStr]:
         for index, url in enumerate(value):
             # Never echo the URL: it holds the service's credentials.
+            import apprise  # imported on first use: it loads 100+ plugins
+
             if apprise.Apprise.instantiate(url.get_secret_value()) is None:
                 raise ValueError(f"urls[{index}] is not a URL any installed Apprise service accepts")
         return value
@@ -56,6 +57,8 @@ class AppriseChannel(Channel):
 
     async def send(self, message: OutboundMessage, settings: AppriseSettings) -> SendResult:
         template = parse_template(message.content)
+        import apprise
+
         notifier = apprise.Apprise()
         for index, url in enumerate(settings.urls):
             if not notifier.add(url.get_secret_value()):

@@ -16,14 +16,12 @@ import json
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from py_vapid import Vapid  # type: ignore[import-untyped]
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
-from pywebpush import WebPushException, webpush  # type: ignore[import-untyped]
 
 from herald.channels._http import parse_retry_after
 from herald.channels.base import (
@@ -38,6 +36,9 @@ from herald.channels.base import (
 from herald.core.errors import Conflict, NotFound, RetryableError, SkipDelivery, TerminalError
 from herald.core.records import Endpoint
 from herald.core.urls import UnsafeURL, is_public_address, redact_url, split_public_url
+
+if TYPE_CHECKING:
+    from py_vapid import Vapid  # type: ignore[import-untyped]
 
 GONE_STATUSES = frozenset({404, 410})
 RETRYABLE_STATUSES = frozenset({408, 429})
@@ -277,6 +278,8 @@ class WebPushChannel(Channel):
             raise SkipDelivery("no Web Push subscription")
         if settings.vapid_private_key is None:
             raise TerminalError("VAPID keys missing")
+        from py_vapid import Vapid  # on first send: pywebpush pulls aiohttp
+
         vapid = Vapid.from_raw(settings.vapid_private_key.get_secret_value().encode())
         payload = encode_payload(message)
         allow_private = self.allow_private_urls  # the settings' value, the same the API honours
@@ -378,6 +381,8 @@ def post_to_push_service(
     subscription: dict[str, Any], payload: str, vapid: Vapid, settings: WebPushSettings
 ) -> Outcome:
     """Encrypt and POST one message (blocking: pywebpush uses requests)."""
+    from pywebpush import WebPushException, webpush  # type: ignore[import-untyped]
+
     endpoint = subscription["endpoint"]
     with _NoRedirectSession() as session:
         try:
