@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -16,8 +17,10 @@ from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
+from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
@@ -133,3 +136,51 @@ def smtp_server(mailbox: Mailbox, port: int) -> Iterator[Controller]:
         yield controller
     finally:
         controller.stop()
+
+
+@contextmanager
+def silent_listener(port: int) -> Iterator[list[socket.socket]]:
+    """Accepts connections and never reads or answers (an SMTP server that never greets, an HTTP
+    receiver that hangs): every send to it stays in flight. Yields the held connections; closing
+    them ends those sends with a transport error."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", port))
+    server.listen(100)
+    server.settimeout(0.1)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+                held.append(conn)
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield held
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+def wait_for_ok(url: str, proc: subprocess.Popen[bytes], log: Path, *, timeout: float = 40) -> httpx.Response:
+    """Poll ``url`` until it answers 200, failing with the process's log if it exits or never does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()
+        try:
+            r = httpx.get(url, timeout=1)
+            if r.status_code == 200:
+                return r
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"{url} did not answer 200:\n" + log.read_text())

@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 
 from herald import __version__
 from tests.conftest import PG_URL, SECRET
-from tests.support import free_port
+from tests.support import free_port, wait_for_ok
 
 
 def herald_command() -> list[str]:
@@ -95,26 +94,13 @@ def running(args: list[str], cwd: Path, env: dict[str, str], log: Path) -> Itera
                 proc.wait()
 
 
-def wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 40
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("herald did not become ready:\n" + log.read_text())
-
-
 @pytest.mark.slow
 def test_api_takes_host_and_port_like_serve(tmp_path: Path) -> None:
     env = clean_env(HERALD_PORT=str(free_port()))  # not the port it must bind
     assert herald(["migrate"], tmp_path, env).returncode == 0
     port, log = free_port(), tmp_path / "api.log"
     with running(["api", "--host", "127.0.0.1", "--port", str(port)], tmp_path, env, log) as proc:
-        wait_ready(f"http://127.0.0.1:{port}", proc, log)
+        wait_for_ok(f"http://127.0.0.1:{port}/readyz", proc, log)
 
 
 # -- item 11: apikey list / revoke ---------------------------------------------------------------
@@ -267,7 +253,7 @@ def test_serve_demo_restarted_keeps_the_operators_edits(tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{port}"
     env = clean_env(HERALD_PORT=str(port), HERALD_LOG_LEVEL="warning")
     with running(["serve", "--demo"], tmp_path, env, log) as proc:
-        wait_ready(base, proc, log)
+        wait_for_ok(f"{base}/readyz", proc, log)
         first = log.read_text()
         admin = re.search(r"first admin API key \(shown once, keep it\): (hk_\S+)", first)
         token = re.search(r"alice's user token: (\S+)", first)
@@ -283,7 +269,7 @@ def test_serve_demo_restarted_keeps_the_operators_edits(tmp_path: Path) -> None:
         assert len(inbox["items"]) == 1
 
     with running(["serve", "--demo"], tmp_path, env, log) as proc:
-        wait_ready(base, proc, log)
+        wait_for_ok(f"{base}/readyz", proc, log)
         second = log.read_text()[len(first) :]
         assert "Demo not seeded" in second and "alice's user token" in second, second
         r = httpx.get(f"{base}/v1/notification-types/recharge.succeeded", headers=headers)

@@ -5,53 +5,18 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import SECRET
-from tests.support import Mailbox, free_port, smtp_server
+from tests.support import Mailbox, free_port, silent_listener, smtp_server, wait_for_ok
 
 RECIPIENTS = 12
-
-
-@contextmanager
-def hanging_smtp(port: int) -> Iterator[None]:
-    """Accepts connections and never greets: every send is stuck in flight."""
-    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind(("127.0.0.1", port))
-    server.listen(100)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-                held.append(conn)
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-        for conn in held:
-            conn.close()
-        server.close()
 
 
 def start_herald(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -59,19 +24,6 @@ def start_herald(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "herald.cli", "serve"], env=env, stdout=handle, stderr=subprocess.STDOUT
     )
-
-
-def wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("herald did not become ready:\n" + log.read_text())
 
 
 @pytest.mark.slow
@@ -101,10 +53,10 @@ def test_kill_minus_nine_loses_no_email(database_url: str, tmp_path: Path) -> No
     headers = {"Authorization": f"Bearer {key}"}
     log = tmp_path / "herald.log"
 
-    with hanging_smtp(smtp_port):
+    with silent_listener(smtp_port):
         proc = start_herald(env, log)
         try:
-            wait_ready(base, proc, log)
+            wait_for_ok(f"{base}/readyz", proc, log, timeout=30)
             account = {"host": "127.0.0.1", "port": smtp_port, "sender": "noreply@example.com", "timeout": 30}
             r = httpx.put(
                 f"{base}/v1/channel-accounts/mail", json={"channel": "email", "config": account}, headers=headers
@@ -139,7 +91,7 @@ def test_kill_minus_nine_loses_no_email(database_url: str, tmp_path: Path) -> No
     with smtp_server(mailbox, smtp_port):
         proc = start_herald(env, log)
         try:
-            wait_ready(base, proc, log)
+            wait_for_ok(f"{base}/readyz", proc, log, timeout=30)
             expected = {d["id"] for d in status["deliveries"]}
             assert len(expected) == RECIPIENTS
             deadline = time.monotonic() + 40

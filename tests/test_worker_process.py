@@ -8,10 +8,9 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -24,7 +23,7 @@ from herald.engine.service import Herald
 from herald.store.apikeys import create_api_key
 from tests.conftest import SECRET, make_settings
 from tests.support import SECRET as WEBHOOK_SECRET
-from tests.support import free_port
+from tests.support import free_port, silent_listener, wait_for_ok
 
 METRIC_NAMES = (
     "herald_sends_in_flight",
@@ -96,38 +95,6 @@ async def test_metrics_survive_an_unreachable_database(tmp_path: Path) -> None:
 # -- the real process ----------------------------------------------------------------------------
 
 
-@contextmanager
-def hanging_http(port: int) -> Iterator[list[socket.socket]]:
-    """Accepts connections, reads nothing, answers nothing: every send stays in flight.
-    Yields the held connections; closing them ends those sends with a transport error."""
-    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind(("127.0.0.1", port))
-    server.listen(100)
-    server.settimeout(0.1)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-                held.append(conn)
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield held
-    finally:
-        stop.set()
-        thread.join()
-        for conn in held:
-            conn.close()
-        server.close()
-
-
 def herald_env(db: Path, metrics_port: int) -> dict[str, str]:
     return {
         **os.environ,
@@ -145,17 +112,7 @@ def herald_env(db: Path, metrics_port: int) -> dict[str, str]:
 
 
 def wait_healthy(base: str, proc: subprocess.Popen[bytes], log: Path) -> httpx.Response:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()
-        try:
-            r = httpx.get(f"{base}/healthz", timeout=1)
-            if r.status_code == 200:
-                return r
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError("the worker did not become healthy:\n" + log.read_text())
+    return wait_for_ok(f"{base}/healthz", proc, log, timeout=30)
 
 
 def scrape(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -195,7 +152,7 @@ def test_worker_serves_health_and_queue_metrics_and_stops_on_sigterm(tmp_path: P
     env = herald_env(db, metrics_port)
     subprocess.run([sys.executable, "-m", "herald.cli", "migrate"], env=env, check=True, capture_output=True)
 
-    with hanging_http(sink_port) as held, log.open("ab") as out:
+    with silent_listener(sink_port) as held, log.open("ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "herald.cli", "worker"], env=env, stdout=out, stderr=out)
         try:
             assert wait_healthy(base, proc, log).json() == {"status": "ok"}

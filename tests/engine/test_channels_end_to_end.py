@@ -25,13 +25,15 @@ from tests.support import free_port, serve_asgi
 USER = {"phone": "+8613800138000", "channels": {"wechat_oa_openid": "o-oa-1", "wechat_mp_openid": "o-mp-1"}}
 
 
-async def deliver(h: Harness, channel: str, config: dict[str, Any], template: dict[str, Any]) -> dict[str, Any]:
+async def deliver(
+    h: Harness, channel: str, config: dict[str, Any], template: dict[str, Any], profile: dict[str, Any] = USER
+) -> dict[str, Any]:
     r = await h.client.put(
         f"/v1/channel-accounts/{channel}-acct", json={"channel": channel, "config": config}, headers=h.admin()
     )
     assert r.status_code == 200, r.text
     await h.put_type(f"e2e.{channel}", [channel], {channel: template})
-    await h.client.put("/v1/users/u1", json=USER, headers=h.admin())
+    await h.client.put("/v1/users/u1", json=profile, headers=h.admin())
     r = await h.trigger({"type": f"e2e.{channel}", "to": ["u1"], "data": {"code": "424242", "name": "张三"}})
     assert r.status_code == 202, r.text
     await h.drain()

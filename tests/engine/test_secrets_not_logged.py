@@ -11,10 +11,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from sqlalchemy import select
 
 from herald.store import accounts as account_store
-from herald.store.tables import deliveries
 from tests.channels import test_dingtalk as dingtalk_tests
 from tests.channels import test_sms_aliyun as aliyun_tests
 from tests.channels import test_sms_tencent as tencent_tests
@@ -22,6 +20,7 @@ from tests.channels import test_webpush as webpush_tests
 from tests.channels.fake_wechat import APP_ID, APP_SECRET, running_wechat
 from tests.channels.fakes_robots import running_robot
 from tests.conftest import Harness
+from tests.engine import test_channels_end_to_end as end_to_end
 from tests.engine.test_channels_end_to_end import USER
 from tests.support import SECRET as WHSEC
 from tests.support import Mailbox, Receiver, free_port, serve_asgi
@@ -41,17 +40,7 @@ PROFILE = {**USER, "email": "u1@example.com"}
 
 
 async def deliver(h: Harness, channel: str, config: dict[str, Any], template: dict[str, Any]) -> dict[str, Any]:
-    r = await h.client.put(
-        f"/v1/channel-accounts/{channel}-acct", json={"channel": channel, "config": config}, headers=h.admin()
-    )
-    assert r.status_code == 200, r.text
-    await h.put_type(f"e2e.{channel}", [channel], {channel: template})
-    await h.client.put("/v1/users/u1", json=PROFILE, headers=h.admin())
-    r = await h.trigger({"type": f"e2e.{channel}", "to": ["u1"], "data": {"code": "424242", "name": "张三"}})
-    assert r.status_code == 202, r.text
-    await h.drain()
-    async with h.herald.db.read() as conn:
-        return dict((await conn.execute(select(deliveries))).mappings().one())
+    return await end_to_end.deliver(h, channel, config, template, PROFILE)
 
 
 @contextmanager

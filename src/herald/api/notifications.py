@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -48,13 +47,7 @@ async def trigger(body: TriggerIn, herald: HeraldDep, key: SendKey, request: Req
             if store is not None:
                 await store(conn, 202, accepted.as_json())
 
-        checked = req
-        if req.accounts is not None:
-            accounts = await notification_engine.check_trigger_accounts(
-                herald.db, herald.box, herald.channels, req.type, req.channels, req.accounts
-            )
-            checked = replace(req, accounts=accounts)
-        accepted = await trigger_engine.trigger(herald, checked, on_commit=on_commit)
+        accepted = await trigger_engine.trigger(herald, req, on_commit=on_commit)
         return 202, accepted.as_json()
 
     return await idempotent(request, herald, key.id, handler)

@@ -3,19 +3,14 @@ accounts a trigger may ask for."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from herald.channels.base import Channel
 from herald.core.errors import NotFound
-from herald.engine.accounts import check_account_choice
-from herald.store import catalog
 from herald.store import deliveries as delivery_store
 from herald.store import notifications as notification_store
 from herald.store.db import Database
-from herald.store.secretbox import SecretBox
 from herald.store.types import utcnow
 
 CANCELLABLE = ("scheduled", "expanding", "accepted")
@@ -48,22 +43,3 @@ async def cancel_notification(db: Database, notification_id: str, *, now: dateti
             await notification_store.set_notification_status(conn, notification_id, "cancelled", now)
             status = "cancelled"
     return Cancelled(notification_id, status, cancelled)
-
-
-async def check_trigger_accounts(
-    db: Database,
-    box: SecretBox,
-    channels: Mapping[str, Channel],
-    type_key: str,
-    requested_channels: Sequence[str] | None,
-    accounts: Mapping[str, Sequence[str]],
-) -> dict[str, list[str]]:
-    """A trigger's ``accounts`` checked against the channels the notification will use (the
-    trigger's own ``channels``, else its type's) and the accounts that exist; Invalid naming the
-    field otherwise. An unknown type is left for the trigger to refuse."""
-    async with db.read() as conn:
-        ntype = await catalog.get_type(conn, type_key)
-        if ntype is None:
-            return {channel: list(names) for channel, names in accounts.items()}
-        allowed = list(requested_channels if requested_channels is not None else ntype["channels"])
-        return await check_account_choice(conn, box, channels, accounts, allowed)

@@ -179,7 +179,7 @@ def address(routed: Route, message: OutboundMessage) -> Outcome | None:
     return None if missing is None else Outcome.skipped(missing, code="no_address")
 
 
-async def send(routed: Route, message: OutboundMessage, delivery: Delivery, policy: Policy, now: datetime) -> Outcome:
+async def send(routed: Route, message: OutboundMessage, delivery: Delivery, policy: Policy) -> Outcome:
     """Call the channel; every way it can end becomes an outcome."""
     channel = routed.channel
     clock = time.perf_counter()
@@ -277,7 +277,7 @@ async def run_stages(delivery: Delivery, context: Context, services: Services, p
     if isinstance(grant, Outcome):
         return grant.via(account)
     try:
-        outcome = await send(routed, message, delivery, policy, now)
+        outcome = await send(routed, message, delivery, policy)
     except BaseException:
         if grant is not None:  # cancelled or broken mid-send: the grant was not used
             await settle_grant(services, routed.channel, message.recipient.id, grant, Outcome.cancelled())

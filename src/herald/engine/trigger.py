@@ -14,6 +14,7 @@ from herald.core.errors import Invalid, TemplateError
 from herald.core.ids import new_id
 from herald.core.templates import RECIPIENT_FIELDS, MissingVariables, TemplateLimitError, prepare_fields
 from herald.engine import metrics
+from herald.engine.accounts import check_account_choice
 from herald.engine.expand import INAPP, delivery_expiry, expand_chunk
 from herald.engine.service import Herald
 from herald.store import catalog, users
@@ -151,8 +152,14 @@ async def trigger(herald: Herald, req: TriggerRequest, *, on_commit: OnCommit | 
         if ntype is None:
             raise Invalid([("type", f"unknown notification type '{req.type}'")])
         templates = await catalog.get_templates(conn, req.type)
+        requested = list(req.channels if req.channels is not None else ntype["channels"])
+        accounts = (
+            await check_account_choice(conn, herald.box, herald.channels, req.accounts, requested)
+            if req.accounts is not None
+            else None
+        )
 
-    channels = list(dict.fromkeys(req.channels if req.channels is not None else ntype["channels"]))
+    channels = list(dict.fromkeys(requested))
     errors = missing_templates(herald, req.type, channels, templates)
     if not channels:
         errors.append(("channels", "the notification would go nowhere: no channels"))
@@ -185,7 +192,7 @@ async def trigger(herald: Herald, req: TriggerRequest, *, on_commit: OnCommit | 
         "target": req.target,
         "rendered": rendered,
         "audience": req.audience,
-        "accounts": {**(ntype.get("accounts") or {}), **(req.accounts or {})} or None,
+        "accounts": {**(ntype.get("accounts") or {}), **(accounts or {})} or None,
         "recipients": len(recipient_ids) if req.audience is None else None,
         "send_at": req.send_at,
         "expires_at": req.expires_at,

@@ -212,18 +212,16 @@ class Worker:
 
     async def _load_context(self, batch: Sequence[Delivery]) -> pipeline.Context:
         channels = self.herald.channels
-        names = {d.channel for d in batch}
-        kinds = {k for n in names if (c := channels.get(n)) for k in (n, *c.routes_over)}
+        kinds = sorted({k for d in batch if (c := channels.get(d.channel)) for k in (d.channel, *c.routes_over)})
+        user_ids = list({d.user_id for d in batch})
         async with self.herald.db.read() as conn:
             notifications = await notification_store.notifications_by_id(conn, list({d.notification_id for d in batch}))
-            users = await user_store.profiles(conn, list({d.user_id for d in batch}))
-            accounts = await account_store.accounts_for(conn, self.herald.box, sorted(kinds))
+            users = await user_store.profiles(conn, user_ids)
+            accounts = await account_store.accounts_for(conn, self.herald.box, kinds)
             endpoints = {}
-            for kind in sorted(kinds):
-                channel = channels.get(kind)
-                if channel is not None and channel.uses_endpoints:
-                    ids = list({d.user_id for d in batch})
-                    for user_id, found in (await endpoint_store.endpoints_of(conn, kind, ids)).items():
+            for kind in kinds:
+                if (channel := channels.get(kind)) is not None and channel.uses_endpoints:
+                    for user_id, found in (await endpoint_store.endpoints_of(conn, kind, user_ids)).items():
                         endpoints[(kind, user_id)] = found
         return pipeline.Context(notifications, users, accounts, endpoints)
 
