@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute
+from starlette.middleware.cors import CORSMiddleware
 
 from herald import __version__
 from herald.api import (
@@ -26,6 +27,7 @@ from herald.api import (
     types,
     users,
 )
+from herald.api import realtime as realtime_api
 from herald.api.auth import ApiKeyCache, UserTokenCache
 from herald.api.content_type import JsonContentType
 from herald.api.limits import BodySizeLimit, refuse_bad_input
@@ -34,6 +36,8 @@ from herald.config import Settings
 from herald.engine.service import Herald
 from herald.engine.worker import Worker
 from herald.logs import install_redaction
+from herald.web import demo as web_demo
+from herald.web.widget import widget_router
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +47,8 @@ def operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, run_worker: bool | None = None, demo: bool = False) -> FastAPI:
+    """``demo`` (``herald serve --demo``) adds the ``/demo`` page; it exists in no other mode."""
     settings = settings or Settings()
     install_redaction()  # before anything logs: no secret in any log line (docs/operations.md)
     herald = Herald(settings)
@@ -53,6 +58,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.auto_migrate:
             await herald.migrate()
+        # listening on the realtime backplane before serving: a stream opened now misses nothing
+        stop_realtime = await realtime_api.start(app)
         worker_task = None
         worker = None
         if with_worker:
@@ -61,6 +68,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         try:
             yield
         finally:
+            stop_realtime()
             if worker is not None and worker_task is not None:
                 worker.stop()
                 try:
@@ -99,9 +107,22 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.include_router(event_webhooks.router)
     app.include_router(callbacks.router)
     app.include_router(me.router)
+    realtime_api.install(app, herald)  # GET /v1/me/events (SSE), /v1/me/ws (WebSocket)
     app.include_router(channel_routes.channel_router(herald.channels))
+    app.include_router(widget_router())  # /static/herald-inbox.js
+    if demo:
+        app.include_router(web_demo.router)
     install_docs(app)
     install_openapi(app)
     app.add_middleware(JsonContentType)
-    app.add_middleware(BodySizeLimit)  # outermost: a body over the limit is 413 whatever its type
+    app.add_middleware(BodySizeLimit)  # a body over the limit is 413 whatever its type
+    if settings.cors_origins:  # outermost: every answer, errors included, carries the CORS headers
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=False,  # bearer tokens, never cookies: and never a wildcard with credentials
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
+            max_age=600,
+        )
     return app

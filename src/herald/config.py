@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from herald.core.backends import REDIS_SCHEMES, DatabaseBackend, backend_for_url, refuse_scheme, url_scheme
 
@@ -74,6 +76,12 @@ class Settings(BaseSettings):
     auto_migrate: bool = True
     embedded_worker: bool = True
 
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Origins whose pages may call the API (the inbox widget on the business site): comma-separated
+    or a JSON list; ``*`` for any. Credentials are never allowed across origins (bearer tokens only)."""
+    realtime_heartbeat_seconds: float = Field(default=15, ge=1, le=300)
+    realtime_max_streams_per_user: int = Field(default=20, ge=1, le=1000)
+
     @field_validator("database_url")
     @classmethod
     def _known_database_scheme(cls, value: str) -> str:
@@ -96,6 +104,30 @@ class Settings(BaseSettings):
         if url_scheme(value) not in REDIS_SCHEMES:
             raise refuse_scheme("HERALD_REDIS_URL", value, REDIS_SCHEMES)
         return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _valid_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin == "*":
+                continue
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") or parts.query:
+                raise ValueError(
+                    f"HERALD_CORS_ORIGINS: {origin[:80]!r} is not an origin; write scheme://host[:port],"
+                    " e.g. https://shop.example.com (no path), or *"
+                )
+        return [o.rstrip("/") for o in value]
 
     @model_validator(mode="after")
     def _secret_key_present(self) -> Settings:

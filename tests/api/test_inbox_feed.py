@@ -66,7 +66,7 @@ async def test_read_all_by_category(harness: Harness, inbox_type: str) -> None:
     r = await harness.client.post("/v1/me/inbox/read-all", json={"category": "reminder"}, headers=harness.user("alice"))
     assert r.json() == {"updated": 3}
     counts = (await harness.client.get("/v1/me/inbox/counts", headers=harness.user("alice"))).json()
-    assert counts == {"total": 1, "by_category": {"reminder": 0, "announcement": 0, "direct": 1}}
+    assert counts == {"total": 1, "by_category": {"reminder": 0, "announcement": 0, "direct": 1}, "unseen": 1}
     assert len(await all_pages(harness, "alice", "&category=direct")) == 1
     r = await harness.client.post("/v1/me/inbox/read-all", headers=harness.user("alice"))
     assert r.json() == {"updated": 1}

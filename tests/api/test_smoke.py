@@ -19,7 +19,7 @@ async def test_trigger_lands_in_each_recipients_inbox_in_their_locale(harness: H
     assert bob["items"][0]["body"] == "100.00 credited"
 
     counts = (await harness.client.get("/v1/me/inbox/counts", headers=harness.user("alice"))).json()
-    assert counts == {"total": 1, "by_category": {"reminder": 1, "announcement": 0, "direct": 0}}
+    assert counts == {"total": 1, "by_category": {"reminder": 1, "announcement": 0, "direct": 0}, "unseen": 1}
 
     item_id = alice["items"][0]["id"]
     r = await harness.client.post(f"/v1/me/inbox/{item_id}/read", headers=harness.user("alice"))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -17,9 +18,11 @@ from tests.conftest import Harness
 @dataclass
 class CountingCache:
     invalidations: int = 0
+    changes: list[tuple[str | None, str | None]] = field(default_factory=list)
 
-    def invalidate(self) -> None:
+    def changed(self, before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
         self.invalidations += 1
+        self.changes.append((before and before["kind"], after and after["kind"]))
 
 
 async def test_every_change_invalidates_the_live_cache(harness: Harness) -> None:
@@ -30,6 +33,8 @@ async def test_every_change_invalidates_the_live_cache(harness: Harness) -> None
     assert changed["kind"] == "banner" and live.invalidations == 2
     await engine.delete_announcement(db, live, saved["id"])
     assert live.invalidations == 3
+    # each change names the row before and after it (what the realtime streams need)
+    assert live.changes == [(None, "notice"), ("notice", "banner"), ("banner", None)]
 
 
 async def test_refused_changes_leave_the_cache_alone(harness: Harness) -> None:

@@ -53,6 +53,12 @@ async def read_all(user_id: CurrentUser, herald: HeraldDep, body: ReadAllIn | No
     return {"updated": await inbox.read_all(herald, user_id, category)}
 
 
+@router.post("/inbox/seen", **documented(ReadAllOut))
+async def mark_seen(user_id: CurrentUser, herald: HeraldDep) -> dict[str, Any]:
+    """Everything up to now is seen (the bell was opened): `unseen` in the counts drops to 0."""
+    return {"updated": await inbox.mark_seen(herald, user_id)}
+
+
 @router.get("/inbox/{item_id}", **documented(InboxItemOut))
 async def get_item(item_id: ItemId, user_id: CurrentUser, herald: HeraldDep) -> dict[str, Any]:
     return inbox_item_view(await inbox.get_item(herald, user_id, item_id))

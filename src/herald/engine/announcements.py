@@ -1,5 +1,11 @@
 """Publishing announcements: one public row each (fan-out on read), and the serving processes'
-cache of live ones told to reload after every change."""
+cache of live ones told of every change after its commit.
+
+The cache (``Herald.announcements``) reloads in this process at once and sends ONE backplane message
+naming the announcement and who could see it before and after: every API process reloads its own
+cache and tells the users it holds streams for (``announcement.new`` / ``updated`` / ``removed``,
+``banner.changed``), whatever the size of the audience.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +31,8 @@ REQUIRED = ("title", "kind", "content_type", "audience")
 class LiveAnnouncements(Protocol):
     """The cache of live announcements (``Herald.announcements``)."""
 
-    def invalidate(self) -> None: ...
+    def changed(self, before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
+        """Called after the commit of each change with the row before and after it (None: absent)."""
 
 
 OnCreated = Callable[[AsyncConnection, dict[str, Any]], Awaitable[None]]
@@ -76,7 +83,7 @@ async def create_announcement(
         assert saved is not None
         if on_created is not None:
             await on_created(conn, saved)
-    live.invalidate()
+    live.changed(None, saved)
     return saved
 
 
@@ -93,23 +100,24 @@ async def update_announcement(
         if k in values and values[k] is None:
             raise Invalid([(k, "may not be null")])
     async with db.write() as conn:
-        row = await ann_store.get_announcement(conn, announcement_id)
-        if row is None:
+        before = await ann_store.get_announcement(conn, announcement_id)
+        if before is None:
             raise NotFound("announcement")
-        check_window(values.get("starts_at", row["starts_at"]), values.get("ends_at", row["ends_at"]))
+        check_window(values.get("starts_at", before["starts_at"]), values.get("ends_at", before["ends_at"]))
         values["updated_at"] = utcnow()
         if "starts_at" in values:  # its place in the feed follows the moment it goes live
-            values["feed_at"] = max(row["created_at"], values["starts_at"] or row["created_at"])
+            values["feed_at"] = max(before["created_at"], values["starts_at"] or before["created_at"])
         await ann_store.update_announcement(conn, announcement_id, values)
         row = await ann_store.get_announcement(conn, announcement_id)
-    live.invalidate()
     assert row is not None
+    live.changed(before, row)
     return row
 
 
 async def delete_announcement(db: Database, live: LiveAnnouncements, announcement_id: str) -> None:
     """Withdraw an announcement (and with it every user's read marks); NotFound when there is none."""
     async with db.write() as conn:
-        if not await ann_store.delete_announcement(conn, announcement_id):
+        before = await ann_store.get_announcement(conn, announcement_id)
+        if before is None or not await ann_store.delete_announcement(conn, announcement_id):
             raise NotFound("announcement")
-    live.invalidate()
+    live.changed(before, None)

@@ -8,6 +8,7 @@ from typing import Any
 
 from herald.core.cursor import decode_cursor, encode_cursor
 from herald.core.errors import NotFound
+from herald.engine import live
 from herald.engine.service import Herald
 from herald.store import announcements as ann_store
 from herald.store import inbox as inbox_store
@@ -114,8 +115,11 @@ async def feed(
 
 async def counts(herald: Herald, user_id: str) -> dict[str, Any]:
     now = utcnow()
+    unseen = 0
     async with herald.db.read() as conn:
         by_category = await inbox_store.unread_counts(conn, user_id, now=now)
+        if by_category:  # unseen items are unread ones: none unread, none unseen
+            unseen = sum((await inbox_store.unseen_counts(conn, user_id, now=now)).values())
         anns = await _user_announcements(herald, conn, user_id, now)
         if anns:
             marks = await ann_store.marks_for(conn, user_id, [a["id"] for a in anns])
@@ -128,9 +132,16 @@ async def counts(herald: Herald, user_id: str) -> dict[str, Any]:
             )
             if unread:
                 by_category[ANNOUNCEMENT] = by_category.get(ANNOUNCEMENT, 0) + unread
+            unseen += sum(1 for a in anns if announcement_unseen(marks.get(a["id"])))
     full = {c: by_category.get(c, 0) for c in ("reminder", "announcement", "direct")}
     full.update(by_category)
-    return {"total": sum(full.values()), "by_category": full}
+    return {"total": sum(full.values()), "by_category": full, "unseen": unseen}
+
+
+def announcement_unseen(mark: dict[str, Any] | None) -> bool:
+    """Never seen, read, archived or deleted by this user (marks are written only on a touch)."""
+    mark = mark or {}
+    return not any(mark.get(k) for k in ("seen_at", "read_at", "archived_at", "deleted_at"))
 
 
 _ANN_MARKS: dict[str, dict[str, str | None]] = {
@@ -153,6 +164,7 @@ async def mark(herald: Herald, user_id: str, item_id: str, action: str) -> None:
         values = {k: (now if v == "now" else v) for k, v in _ANN_MARKS[action].items()}
         async with herald.db.write() as conn:
             await ann_store.set_marks(conn, user_id, [item_id], values)
+        live.item_changed(herald, user_id, item_id, removed=action == "delete")
         return
     async with herald.db.write() as conn:
         before = await inbox_store.get_item(conn, user_id, item_id) if action == "read" else None
@@ -170,6 +182,7 @@ async def mark(herald: Herald, user_id: str, item_id: str, action: str) -> None:
                     "read_at": now.isoformat(),
                 },
             )
+    live.item_changed(herald, user_id, item_id, removed=action == "delete")
 
 
 async def get_item(herald: Herald, user_id: str, item_id: str) -> dict[str, Any]:
@@ -199,7 +212,25 @@ async def read_all(herald: Herald, user_id: str, category: str | None) -> int:
         n = await inbox_store.read_all(conn, user_id, now=now, category=category)
         if unread_anns:
             await ann_store.set_marks(conn, user_id, unread_anns, {"read_at": now, "seen_at": now})
+    if n or unread_anns:
+        live.counts_changed(herald, user_id)
     return n + len(unread_anns)
+
+
+async def mark_seen(herald: Herald, user_id: str) -> int:
+    """Everything in the user's inbox up to now is seen (the bell was opened): ``unseen`` drops to 0."""
+    now = utcnow()
+    async with herald.db.read() as conn:
+        anns = await _user_announcements(herald, conn, user_id, now)
+        marks = await ann_store.marks_for(conn, user_id, [a["id"] for a in anns])
+    unseen_anns = [a["id"] for a in anns if not marks.get(a["id"], {}).get("seen_at")]
+    async with herald.db.write() as conn:
+        n = await inbox_store.mark_seen(conn, user_id, now=now)
+        if unseen_anns:
+            await ann_store.set_marks(conn, user_id, unseen_anns, {"seen_at": now})
+    if n or unseen_anns:
+        live.counts_changed(herald, user_id)
+    return n + len(unseen_anns)
 
 
 async def banners(herald: Herald, user_id: str) -> list[dict[str, Any]]:

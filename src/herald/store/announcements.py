@@ -79,3 +79,18 @@ async def set_marks(conn: AsyncConnection, user_id: str, ann_ids: Sequence[str],
         ),
         rows,
     )
+
+
+async def marks_for_users(
+    conn: AsyncConnection, user_ids: Sequence[str], ann_ids: Sequence[str]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Marks of many users on these announcements, keyed ``(user_id, announcement_id)``: what the
+    realtime streams of one process need when an announcement changes (one statement, not one per user)."""
+    if not user_ids or not ann_ids:
+        return {}
+    rows = await conn.execute(
+        select(announcement_marks).where(
+            announcement_marks.c.user_id.in_(list(user_ids)), announcement_marks.c.announcement_id.in_(list(ann_ids))
+        )
+    )
+    return {(r["user_id"], r["announcement_id"]): dict(r) for r in rows.mappings()}

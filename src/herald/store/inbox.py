@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, text, tuple_, update
+from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald.store.tables import inbox_items
@@ -207,3 +207,84 @@ async def insert_notification_items(
             "variants": [v + 1 for v in variant_of],  # PostgreSQL arrays start at 1
         },
     )
+
+
+# -- realtime (engine/streams.py): what open streams need, for many users at once ---------------
+
+
+async def items_of_chunk(
+    conn: AsyncConnection, notification_id: str, created_at: datetime, user_ids: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The items one fan-out chunk (or inline trigger) wrote for ``user_ids``: they share the
+    notification and the ``created_at`` of the chunk, so the feed index finds each user's row."""
+    if not user_ids:
+        return []
+    query = select(*ITEM_COLUMNS, inbox_items.c.user_id).where(
+        inbox_items.c.user_id.in_(list(user_ids)),
+        inbox_items.c.created_at == created_at,
+        inbox_items.c.notification_id == notification_id,
+    )
+    return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def items_since(
+    conn: AsyncConnection, user_id: str, *, since: datetime, now: datetime, limit: int
+) -> list[dict[str, Any]]:
+    """The user's visible items created at or after ``since``, newest first, at most ``limit``."""
+    query = (
+        select(*ITEM_COLUMNS)
+        .where(_visible(), inbox_items.c.created_at >= bindparam("since", type_=UTCDateTime))
+        .order_by(inbox_items.c.created_at.desc(), inbox_items.c.id.desc())
+        .limit(limit)
+    )
+    rows = await conn.execute(query, {"user_id": user_id, "now": now, "since": since})
+    return [dict(r) for r in rows.mappings()]
+
+
+def _unread_of(users: Any, now: datetime) -> Any:
+    return and_(
+        users,
+        inbox_items.c.read_at.is_(None),
+        inbox_items.c.archived_at.is_(None),
+        or_(inbox_items.c.expires_at.is_(None), inbox_items.c.expires_at > now),
+    )
+
+
+async def unseen_counts(conn: AsyncConnection, user_id: str, *, now: datetime) -> dict[str, int]:
+    """Unread items never seen, by category (the unread partial index, then ``seen_at``)."""
+    query = (
+        select(inbox_items.c.category, func.count())
+        .where(_unread_of(inbox_items.c.user_id == user_id, now), inbox_items.c.seen_at.is_(None))
+        .group_by(inbox_items.c.category)
+    )
+    rows = await conn.execute(query)
+    return {category: int(n) for category, n in rows}
+
+
+async def unread_and_unseen_counts(
+    conn: AsyncConnection, user_ids: Sequence[str], *, now: datetime
+) -> dict[str, dict[str, tuple[int, int]]]:
+    """``{user: {category: (unread, unseen)}}`` for many users in one statement (users without an
+    unread item are absent)."""
+    if not user_ids:
+        return {}
+    unseen = func.sum(case((inbox_items.c.seen_at.is_(None), 1), else_=0))
+    query = (
+        select(inbox_items.c.user_id, inbox_items.c.category, func.count(), unseen)
+        .where(_unread_of(inbox_items.c.user_id.in_(list(user_ids)), now))
+        .group_by(inbox_items.c.user_id, inbox_items.c.category)
+    )
+    out: dict[str, dict[str, tuple[int, int]]] = {}
+    for user_id, category, n, n_unseen in await conn.execute(query):
+        out.setdefault(user_id, {})[category] = (int(n), int(n_unseen or 0))
+    return out
+
+
+async def mark_seen(conn: AsyncConnection, user_id: str, *, now: datetime) -> int:
+    """Every unread item of the user not yet seen is seen now (read items are seen already)."""
+    result = await conn.execute(
+        update(inbox_items)
+        .where(_unread_of(inbox_items.c.user_id == user_id, now), inbox_items.c.seen_at.is_(None))
+        .values(seen_at=now)
+    )
+    return int(result.rowcount)
