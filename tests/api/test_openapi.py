@@ -90,6 +90,10 @@ async def test_every_operation_has_a_response_model(harness: Harness) -> None:
             if path == "/metrics":
                 assert "text/plain" in content
                 continue
+            if path == "/v1/me/events":  # Server-Sent Events: each event is documented by a model
+                assert list(content) == ["text/event-stream"]
+                assert content["text/event-stream"]["schema"] == {"$ref": "#/components/schemas/RealtimeEvent"}
+                continue
             schema = content["application/json"]["schema"]
             ref = schema.get("$ref", "")
             assert ref.startswith("#/components/schemas/"), (method, path, code, schema)

@@ -66,6 +66,7 @@ async def put_type(
             if errors := missing_templates(herald, key, fields["channels"], templates, only=added):
                 raise Invalid([(f, f"{m}: save the template first, then add the channel") for f, m in errors])
         row, created = await catalog.put_type(conn, key, fields)
+    herald.catalog.invalidate()  # committed: the next trigger here reads the type anew
     if created:
         response.status_code = 201
     return type_view(row)
@@ -98,6 +99,7 @@ async def delete_type(key: TypeKey, herald: HeraldDep, _: AdminKey) -> Response:
     async with herald.db.write() as conn:
         if not await catalog.delete_type(conn, key):
             raise NotFound("notification type")
+    herald.catalog.invalidate()
     return Response(status_code=204)
 
 
@@ -142,6 +144,7 @@ async def put_template(
         if await catalog.get_type(conn, key) is None:
             raise NotFound("notification type")
         saved = await catalog.put_template(conn, key, channel, locale or herald.settings.default_locale, fields)
+    herald.catalog.invalidate()
     return saved | {"updated_at": saved["updated_at"].isoformat()}
 
 
@@ -156,6 +159,7 @@ async def delete_template(
     async with herald.db.write() as conn:
         if not await catalog.delete_template(conn, key, channel, locale or herald.settings.default_locale):
             raise NotFound("template")
+    herald.catalog.invalidate()
     return Response(status_code=204)
 
 

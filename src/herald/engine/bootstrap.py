@@ -73,6 +73,7 @@ async def seed_demo(herald: Herald) -> DemoSeed:
         )
         await users.upsert_user(conn, DEMO_USER, {"name": "Alice", "locale": "zh-CN", "tags": ["vip"]})
         await users.upsert_user(conn, "bob", {"name": "Bob", "locale": "en"})
+    herald.catalog.invalidate()  # the demo type is new: a trigger in this process must see it
     await trigger(herald, TriggerRequest(type=DEMO_TYPE, to=[DEMO_USER, "bob"], data={"amount": "100.00"}))
     return DemoSeed(seeded=True, token=_demo_token(herald))
 

@@ -17,6 +17,7 @@ from herald.core.templates import has_recipient_fields, render_for_recipient
 from herald.store import deliveries as delivery_store
 from herald.store import inbox as inbox_store
 from herald.store import users as user_store
+from herald.store.notifications import InboxWrite
 
 INAPP = "inapp"
 log = logging.getLogger(__name__)
@@ -41,46 +42,105 @@ async def expand_chunk(
     expires_at: datetime | None,
 ) -> int:
     """Write the inbox items and delivery rows of ``recipients`` (dicts with ``id`` and ``locale``)."""
-    channels: list[str] = notification["channels"]
     rendered: dict[str, dict[str, dict[str, Any]]] = notification["rendered"]
     if not recipients:
         return 0
-    if INAPP in channels:
+    if INAPP in notification["channels"]:
         await _write_inbox_items(
             conn, notification, recipients, rendered.get(INAPP, {}), now, default_locale, expires_at
         )
-    other = [c for c in channels if c != INAPP]
-    if other:
-        rank = Priority(notification["priority"]).rank
-        ids = new_ids("dlv", len(recipients) * len(other))
-        rows = []
-        i = 0
-        for user in recipients:
-            for channel in other:
-                rows.append(
-                    {
-                        "id": ids[i],
-                        "notification_id": notification["id"],
-                        "user_id": user["id"],
-                        "channel": channel,
-                        "account": None,
-                        "status": "pending",
-                        "reason": None,
-                        "priority": rank,
-                        "attempts": 0,
-                        "last_error": None,
-                        "provider_message_id": None,
-                        "next_attempt_at": now,
-                        "lease_until": None,
-                        "lease_owner": None,
-                        "expires_at": expires_at,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                )
-                i += 1
+    rows = delivery_rows(notification, recipients, now=now, expires_at=expires_at)
+    if rows:
         await delivery_store.insert_deliveries(conn, rows)
     return len(recipients)
+
+
+def delivery_rows(
+    notification: dict[str, Any], recipients: Sequence[dict[str, Any]], *, now: datetime, expires_at: datetime | None
+) -> list[dict[str, Any]]:
+    """The delivery rows (one per recipient and channel other than in-app) of ``recipients``."""
+    other = [c for c in notification["channels"] if c != INAPP]
+    if not other or not recipients:
+        return []
+    rank = Priority(notification["priority"]).rank
+    ids = new_ids("dlv", len(recipients) * len(other))
+    rows = []
+    i = 0
+    for user in recipients:
+        for channel in other:
+            rows.append(
+                {
+                    "id": ids[i],
+                    "notification_id": notification["id"],
+                    "user_id": user["id"],
+                    "channel": channel,
+                    "account": None,
+                    "status": "pending",
+                    "reason": None,
+                    "priority": rank,
+                    "attempts": 0,
+                    "last_error": None,
+                    "provider_message_id": None,
+                    "next_attempt_at": now,
+                    "lease_until": None,
+                    "lease_owner": None,
+                    "expires_at": expires_at,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            i += 1
+    return rows
+
+
+async def collect_inbox_items(
+    out: InboxWrite,
+    notification: dict[str, Any],
+    recipients: Sequence[dict[str, Any]],
+    ids: Sequence[str],
+    *,
+    now: datetime,
+    default_locale: str,
+    expires_at: datetime | None,
+    profiles: Mapping[str, Mapping[str, Any]],
+) -> None:
+    """Add the in-app items of ``recipients`` (dicts with ``id`` and ``locale``) to ``out``, with
+    these item ``ids``: what ``expand_chunk`` writes, gathered so that many notifications' items
+    go to the database in one statement (a trigger, a batch of triggers). ``profiles``: the
+    recipients' rows, needed only when the template uses ``recipient``."""
+    templates: dict[str, dict[str, Any]] = notification["rendered"].get(INAPP, {})
+    if any(has_recipient_fields(content) for content in templates.values()):
+        variants, variant_of = await asyncio.to_thread(
+            _personal_variants, notification, recipients, profiles, templates, default_locale
+        )
+    else:
+        variants, variant_of = _shared_variants(notification, recipients, templates, default_locale)
+    position, first_variant = len(out.shared), len(out.variants)
+    out.shared.append(_shared_columns(notification, now, expires_at))
+    out.variants.extend(variants)
+    out.ids.extend(ids)
+    out.user_ids.extend(u["id"] for u in recipients)
+    out.notification_of.extend([position] * len(recipients))
+    out.variant_of.extend(first_variant + v for v in variant_of)
+
+
+def needs_profiles(notification: dict[str, Any]) -> bool:
+    """Whether the in-app content of ``notification`` is rendered per recipient (``${recipient.…}``)."""
+    templates: dict[str, dict[str, Any]] = notification["rendered"].get(INAPP, {})
+    return INAPP in notification["channels"] and any(has_recipient_fields(c) for c in templates.values())
+
+
+def _shared_columns(notification: dict[str, Any], now: datetime, expires_at: datetime | None) -> dict[str, Any]:
+    return {
+        "notification_id": notification["id"],
+        "type_key": notification["type_key"],
+        "category": notification["category"],
+        "data": notification["data"],
+        "actor": notification["actor"],
+        "target": notification["target"],
+        "created_at": now,
+        "expires_at": expires_at,
+    }
 
 
 def _inbox_variant(notification: dict[str, Any], content: Mapping[str, Any]) -> dict[str, Any]:
@@ -155,16 +215,7 @@ async def _write_inbox_items(
         variants, variant_of = _shared_variants(notification, recipients, templates, default_locale)
     await inbox_store.insert_notification_items(
         conn,
-        shared={
-            "notification_id": notification["id"],
-            "type_key": notification["type_key"],
-            "category": notification["category"],
-            "data": notification["data"],
-            "actor": notification["actor"],
-            "target": notification["target"],
-            "created_at": now,
-            "expires_at": expires_at,
-        },
+        shared=_shared_columns(notification, now, expires_at),
         variants=variants,
         ids=new_ids("itm", len(recipients)),
         user_ids=[u["id"] for u in recipients],

@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from herald.core.enums import NotificationStatus
-from herald.engine import metrics
+from herald.engine import live, metrics
 from herald.engine.expand import INAPP, delivery_expiry, expand_chunk
 from herald.engine.service import Herald
 from herald.store import catalog, users
@@ -97,6 +97,8 @@ async def run_fanout_job(herald: Herald, job: Job, *, owner: str, budget_seconds
                 await notification_store.mark_processed(conn, notification_id, payload["expanded"], now)
         if recipients and INAPP in notification["channels"]:
             metrics.inbox_items_written.inc(len(recipients))
+            # committed: one backplane message for the chunk (user ids, not items; never one per user)
+            live.items_written(herald, notification_id, now, [r["id"] for r in recipients])
         herald.wake_worker()
         if not more:
             log.info("fan-out of %s done: %d recipients", notification_id, payload["expanded"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald.core.records import Profile
@@ -19,6 +19,14 @@ PROFILE_FIELDS = ("name", "email", "phone", "locale", "timezone", "channels", "t
 
 async def upsert_user(conn: AsyncConnection, user_id: str, fields: dict[str, Any]) -> dict[str, Any]:
     """Create the user, or set the given fields on it; fields not given keep their value."""
+    await put_profile(conn, user_id, fields)
+    user = await get_user(conn, user_id)
+    assert user is not None
+    return user
+
+
+async def put_profile(conn: AsyncConnection, user_id: str, fields: dict[str, Any]) -> None:
+    """``upsert_user`` without reading the user back (a trigger's inline profiles)."""
     now = utcnow()
     values = {k: v for k, v in fields.items() if k in PROFILE_FIELDS}
     stmt = upsert(conn, users).values(
@@ -33,9 +41,6 @@ async def upsert_user(conn: AsyncConnection, user_id: str, fields: dict[str, Any
     update_cols = {k: stmt.excluded[k] for k in fields if k in PROFILE_FIELDS}
     update_cols["updated_at"] = stmt.excluded.updated_at
     await conn.execute(stmt.on_conflict_do_update(index_elements=[users.c.id], set_=update_cols))
-    user = await get_user(conn, user_id)
-    assert user is not None
-    return user
 
 
 async def get_user(conn: AsyncConnection, user_id: str) -> dict[str, Any] | None:
@@ -61,6 +66,40 @@ async def ensure_users(conn: AsyncConnection, user_ids: Iterable[str]) -> None:
     ]
     if rows:
         await conn.execute(upsert(conn, users).on_conflict_do_nothing(index_elements=[users.c.id]), rows)
+
+
+_ENSURE_AND_LOCALES = text(
+    """
+    WITH created AS (
+        INSERT INTO users (id, channels, tags, data, created_at, updated_at)
+        SELECT t.id, CAST('{}' AS jsonb), CAST('[]' AS jsonb), CAST('{}' AS jsonb), :now, :now
+        FROM unnest(CAST(:ids AS text[])) AS t(id)
+        ON CONFLICT (id) DO NOTHING
+    )
+    SELECT id, locale FROM users WHERE id = ANY(CAST(:wanted AS text[]))
+    """
+)
+
+
+async def ensure_users_and_locales(
+    conn: AsyncConnection, user_ids: Sequence[str], wanted: Sequence[str]
+) -> dict[str, str | None]:
+    """``ensure_users(user_ids)``, and the locale of each of ``wanted`` that existed before (a user
+    created now has none). One statement on PostgreSQL (its snapshot is taken before the insert, so
+    it returns the users that existed, which are the only ones with a locale)."""
+    ids = list(dict.fromkeys(user_ids))
+    if conn.dialect.name != "postgresql":
+        await ensure_users(conn, ids)
+        wanted_ids = list(dict.fromkeys(wanted))
+        out: dict[str, str | None] = {}
+        for start in range(0, len(wanted_ids), 5000):
+            chunk = wanted_ids[start : start + 5000]
+            found = await conn.execute(select(users.c.id, users.c.locale).where(users.c.id.in_(chunk)))
+            out.update({uid: locale for uid, locale in found})
+        return out
+    # arrays: one parameter each, however many users (an IN list is bounded by the parameter limit)
+    rows = await conn.execute(_ENSURE_AND_LOCALES, {"now": utcnow(), "ids": ids, "wanted": list(dict.fromkeys(wanted))})
+    return {uid: locale for uid, locale in rows}
 
 
 async def users_page(
