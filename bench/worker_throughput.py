@@ -51,7 +51,7 @@ from webhook_bench import (
     worker_env,
 )
 
-from herald.channels._http import POOL_LIMITS
+from herald.channels._http import pool_limits
 
 WEBHOOK_TIMEOUT = 10.0
 
@@ -124,15 +124,20 @@ def run_baseline(args: argparse.Namespace, processes: int, body_bytes: int, sink
         assert c.stdin is not None
         c.stdin.write(b"go\n")
         c.stdin.flush()
+    cpu = 0.0
     for c in clients:
         assert c.wait(timeout=args.time_limit) == 0
+        assert c.stdout is not None
+        for line in c.stdout.read().decode().splitlines():  # "cpu S": its CPU seconds from "go" to the end
+            if line.startswith("cpu "):
+                cpu += float(line.split()[1])
     report = sink.report()
     rate, span = rate_of(report)
     print(
         f"baseline, {processes} client process(es): {report['ok_ids']:,} posted in {span:.2f} s = {rate:,.0f}/s",
         flush=True,
     )
-    return {"rate": rate, "span": span}
+    return {"rate": rate, "span": span, "cpu": cpu}
 
 
 # -- the baseline client (its own process) --------------------------------------------------------
@@ -157,7 +162,7 @@ async def client_main(url: str, count: int, concurrency: int, body_bytes: int, o
     next_i = iter(range(count))
     failures = 0
 
-    async with httpx.AsyncClient(follow_redirects=False, limits=POOL_LIMITS) as client:  # as Herald's channels
+    async with httpx.AsyncClient(follow_redirects=False, limits=pool_limits()) as client:  # as Herald's channels
 
         async def post_loop() -> None:
             nonlocal failures
@@ -176,7 +181,9 @@ async def client_main(url: str, count: int, concurrency: int, body_bytes: int, o
 
         print("ready", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        cpu = time.process_time()
         await asyncio.gather(*(post_loop() for _ in range(concurrency)))
+        print(f"cpu {time.process_time() - cpu:.3f}", flush=True)
     if failures:
         print(f"{failures} posts not answered 2xx", file=sys.stderr)
 

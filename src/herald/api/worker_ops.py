@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import uvicorn
 from fastapi import FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from herald import __version__
 from herald.api.problems import problem
+from herald.engine.metrics import exposition
 from herald.engine.queue_metrics import refresh_queue_gauges
 from herald.engine.service import Herald
 from herald.engine.worker import Worker
@@ -62,7 +62,8 @@ def create_worker_ops_app(herald: Herald, health: WorkerHealth) -> FastAPI:
     @app.get("/metrics")
     async def metrics() -> Response:
         await refresh_queue_gauges(herald.db)
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        body, media_type = exposition()
+        return Response(body, media_type=media_type)
 
     return app
 

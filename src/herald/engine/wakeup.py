@@ -10,7 +10,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.engine import make_url
 
 from herald.config import Settings
@@ -45,6 +44,8 @@ class PostgresWakeup:
         self._wake()
 
     async def _listen(self) -> None:
+        import asyncpg  # type: ignore[import-untyped]  # PostgreSQL only: never loaded on SQLite
+
         pause = 1.0
         while True:
             conn = None

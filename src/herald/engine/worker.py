@@ -1,22 +1,28 @@
 """The worker: keeps up to ``concurrency`` deliveries and jobs in flight, claiming more as slots
 free up, so one hung provider holds one slot and never a batch.
 
-Each claimed delivery runs the stages of ``pipeline.py`` under its own deadline and is settled
-alone, in its own transaction: nothing that goes wrong with one releases, delays or resends
-another. Jobs are handled by handlers registered by kind; each finishes its own job.
+Three things overlap so that no slot waits on the database: deliveries are claimed ahead into a
+small ready heap (a freed slot starts the next one at once, without a claim round trip), each
+claimed delivery runs the stages of ``pipeline.py`` under its own deadline, and its outcome goes to
+a settler task that records everything waiting in one transaction (``settle_deliveries``: one
+statement per batch on PostgreSQL) while the sends go on. If a batch fails, each outcome in it is
+recorded alone, so nothing that goes wrong with one releases, delays or resends another. Jobs are
+handled by handlers registered by kind; each finishes its own job.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
 import os
 import secrets
 import socket
 import time
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -48,11 +54,23 @@ JOB_SLOTS = 4
 SETTLE_TRIES = 3
 SETTLE_BATCH = 64
 """At most this many outcomes recorded in one transaction."""
+SETTLE_MARGIN = 0.15
+"""The share of the lease left, after a delivery's deadline, to record its outcome."""
+READY_WAIT_SECONDS = 1.0
+"""A delivery claimed ahead waits at most this long for a slot (a claim round trip is a few ms):
+longer means the slots are held by slow sends, so it is handed back for any worker to take, and
+this worker claims ahead again only once a slot frees."""
 
 
-def _resolve(done: asyncio.Future[bool | None], kept: bool | None) -> None:
-    if not done.done():  # its delivery task may have been cancelled (hard stop) while it was recorded
-        done.set_result(kept)
+@dataclass(frozen=True, order=True)
+class _Ready:
+    """A delivery claimed ahead, waiting for a slot: most urgent first, then in claim order."""
+
+    priority: int
+    order: int
+    claimed_at: float = field(compare=False)
+    delivery: Delivery = field(compare=False)
+    context: pipeline.Context = field(compare=False)
 
 
 @dataclass(frozen=True)
@@ -61,7 +79,6 @@ class _Settlement:
     outcome: Outcome
     started: datetime
     sender: str
-    done: asyncio.Future[bool | None]
 
 
 class JobHandler(Protocol):
@@ -86,6 +103,11 @@ class Worker:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.handlers = handlers if handlers is not None else default_job_handlers(herald)
         self.concurrency = settings.worker_concurrency
+        self.ahead = max(1, min(settings.worker_batch_size, self.concurrency) // 2)
+        """Deliveries claimed ahead of the free slots, so a slot that frees starts the next at once."""
+        self.max_leased = 2 * self.concurrency + self.ahead
+        """Rows held at most: sending, ready and waiting to be recorded. When recording lags that
+        far behind, claiming stops until it catches up."""
         # A send must end well inside its lease, or another worker would claim and send it again.
         self.policy = pipeline.Policy(
             max_attempts=settings.max_attempts,
@@ -96,10 +118,19 @@ class Worker:
             deadline=min(MAX_SEND_TIMEOUT_SECONDS, settings.lease_seconds * 0.75) + settings.lease_seconds * 0.1,
             default_locale=settings.default_locale,
         )
+        self._settle_margin = timedelta(seconds=settings.lease_seconds * SETTLE_MARGIN)
         self.services = pipeline.Services(herald.db, herald.rate_limiter, herald.channels)
         self._stopping = asyncio.Event()
+        self._slot_freed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._leased: set[str] = set()  # delivery ids claimed and not yet settled
+        self._leased: set[str] = set()  # delivery ids claimed and not yet settled (or handed back)
+        self._ready: list[_Ready] = []  # a heap: priority, then claim order
+        self._order = itertools.count()
+        self._ready_wait = min(READY_WAIT_SECONDS, settings.lease_seconds * 0.05)
+        self._stalled = False  # ready deliveries waited too long; no claiming ahead until a slot frees
+        self._stale: list[str] = []  # claimed, never started: to hand back
+        self._dry_deliveries = self._dry_jobs = False  # the last claim found less than it asked for
+        self._next_poll = 0.0
         self._to_settle: asyncio.Queue[_Settlement] = asyncio.Queue()
         self._settler: asyncio.Task[None] | None = None
         self._next_housekeeping = 0.0
@@ -123,16 +154,16 @@ class Worker:
         try:
             while not self._stopping.is_set():
                 try:
-                    claimed = await self.fill_slots()
+                    await self.fill_slots(ahead=True)
                     await self._housekeeping_if_due()
                 except Exception:
                     log.exception("worker round failed; backing off")
-                    claimed = 0
                     await self._sleep(1.0)
-                if claimed == 0 or len(self._tasks) >= self.concurrency:
+                if not self._wants_claim(ahead=True):
                     await self._wait_for_work()
-            if self._tasks:
+            while self._tasks:  # graceful: what runs finishes (nothing new starts), then is recorded
                 await asyncio.wait(self._tasks)
+            await self._stop_settler()
         finally:
             if wakeup is not None:
                 await wakeup.stop()
@@ -141,33 +172,114 @@ class Worker:
 
     async def run_once(self) -> bool:
         """Claim what is due (up to ``concurrency``), handle all of it, and return whether there was any."""
-        claimed = await self.fill_slots()
-        if self._tasks:
+        self._dry_deliveries = self._dry_jobs = False
+        claimed = await self.fill_slots(ahead=False)
+        while self._tasks:
             await asyncio.wait(self._tasks)
         await self._stop_settler()
+        await self._release_stale()
         await self._housekeeping_if_due()
         return claimed > 0
 
-    async def fill_slots(self) -> int:
-        """Claim jobs and deliveries into the free slots; returns how many were claimed."""
+    async def fill_slots(self, *, ahead: bool = True) -> int:
+        """Claim jobs into free slots, and deliveries into free slots plus (``ahead``) the ready
+        heap; returns how many were claimed. A round woken by new work (or the poll interval)
+        asks the database; one woken by a freed slot asks only if the last claim came back full."""
+        if self.herald.work_available.is_set() or time.monotonic() >= self._next_poll:
+            self._dry_deliveries = self._dry_jobs = False
+            self._next_poll = time.monotonic() + self.herald.settings.worker_poll_seconds
         self.herald.work_available.clear()  # before claiming: a wake-up during the claim is kept
-        free = self.concurrency - len(self._tasks)
+        self._slot_freed.clear()
+        self._expire_ready()
+        await self._release_stale()
         claimed = 0
-        if free > 0:
-            running_jobs = sum(1 for t in self._tasks if t.get_name().startswith("job:"))
-            jobs = await self._claim_jobs(min(free, JOB_SLOTS - running_jobs))
+        room = min(self._free_slots(), JOB_SLOTS - sum(1 for t in self._tasks if t.get_name().startswith("job:")))
+        if room > 0 and not self._dry_jobs:
+            jobs = await self._claim_jobs(room)
+            self._dry_jobs = len(jobs) < room
             for job in jobs:
                 self._spawn(f"job:{job.id}", self._run_job(job))
             claimed += len(jobs)
-            free -= len(jobs)
-        if free > 0:
-            batch = await self._claim_deliveries(min(free, self.herald.settings.worker_batch_size))
+        self._start_ready()
+        if self._wants_claim(ahead=ahead):
+            limit = min(self._delivery_room(ahead=ahead), self.herald.settings.worker_batch_size)
+            batch = await self._claim_deliveries(limit)
+            self._dry_deliveries = len(batch) < limit
             if batch:
-                context = await self._load_context(batch)
+                try:
+                    context = await self._load_context(batch)
+                except Exception:
+                    self._stale.extend(d.id for d in batch)  # claimed but unusable: handed back
+                    raise
+                claimed_at = time.monotonic()
                 for delivery in batch:
-                    self._spawn(f"dlv:{delivery.id}", self._run_delivery(delivery, context))
+                    heapq.heappush(
+                        self._ready, _Ready(delivery.priority, next(self._order), claimed_at, delivery, context)
+                    )
+                self._start_ready()
             claimed += len(batch)
         return claimed
+
+    def _free_slots(self) -> int:
+        return self.concurrency - len(self._tasks)
+
+    def _delivery_room(self, *, ahead: bool) -> int:
+        """How many deliveries a claim may take now: the free slots (and the ready heap's
+        shortfall), within the cap on rows held."""
+        want = self._free_slots() - len(self._ready) + (self.ahead if ahead and not self._stalled else 0)
+        return max(0, min(want, self.max_leased - len(self._leased)))
+
+    def _wants_claim(self, *, ahead: bool) -> bool:
+        """Whether a claim now is worth its round trip: a slot is free with nothing ready, or the
+        ready heap is down to half; never after a claim that found the queue dry (until woken)."""
+        if self._dry_deliveries or self._stopping.is_set():
+            return False
+        room = self._delivery_room(ahead=ahead)
+        if room <= 0:
+            return False
+        if self._free_slots() > 0 and not self._ready:
+            return True
+        return ahead and not self._stalled and len(self._ready) <= self.ahead // 2
+
+    def _start_ready(self) -> None:
+        """Start ready deliveries into the free slots, most urgent first."""
+        if self._stopping.is_set():
+            return
+        now = utcnow()
+        while self._ready and self._free_slots() > 0:
+            ready = heapq.heappop(self._ready)
+            policy = self._policy_within_lease(ready.delivery, now)
+            if policy is None:
+                self._stale.append(ready.delivery.id)
+                continue
+            self._spawn(f"dlv:{ready.delivery.id}", self._run_delivery(ready.delivery, ready.context, policy))
+
+    def _expire_ready(self) -> None:
+        """Put aside the ready deliveries that waited too long for a slot (to be handed back)."""
+        if not self._ready:
+            return
+        oldest = time.monotonic() - self._ready_wait
+        if min(r.claimed_at for r in self._ready) > oldest:
+            return
+        keep = [r for r in self._ready if r.claimed_at > oldest]
+        self._stale.extend(r.delivery.id for r in self._ready if r.claimed_at <= oldest)
+        heapq.heapify(keep)
+        self._ready = keep
+        self._stalled = True
+
+    def _policy_within_lease(self, delivery: Delivery, now: datetime) -> pipeline.Policy | None:
+        """The policy a delivery starts under, so that it ends as far before its lease does as a
+        fresh claim would: one that waited in the ready heap gets its deadline (and send timeout)
+        cut by the wait. None, to be handed back, if its lease is nearly gone (a clock jump)."""
+        if delivery.lease_until is None:
+            return self.policy
+        budget = (delivery.lease_until - now - self._settle_margin).total_seconds()
+        if budget >= self.policy.deadline:
+            return self.policy
+        if budget < self.policy.deadline / 2:
+            return None
+        share = budget / self.policy.deadline
+        return replace(self.policy, deadline=budget, send_timeout=self.policy.send_timeout * share)
 
     def _spawn(self, name: str, work: Awaitable[None]) -> None:
         async def unit() -> None:
@@ -179,16 +291,37 @@ class Worker:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
+        self._stalled = False
         if not task.cancelled() and task.exception() is not None:
             log.error("%s ended with %r", task.get_name(), task.exception())
-        self.herald.wake_worker()  # a slot is free
+        self._start_ready()  # the slot goes to the next ready delivery at once
+        self._poke(job=task.get_name().startswith("job:"))
+
+    def _poke(self, *, job: bool = False) -> None:
+        """Wake the loop if a claim may be due now (a slot or leased room freed): not on every
+        freed slot, which would cost a loop round per delivery."""
+        if job or not self._dry_jobs or self._wants_claim(ahead=True):
+            self._slot_freed.set()
 
     # asyncio.timeout, not wait_for: before 3.12 wait_for can swallow a cancellation that races
     # with the wake-up, turning a hard stop into a graceful one.
     async def _wait_for_work(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.herald.settings.worker_poll_seconds):
-                await self.herald.work_available.wait()
+        """Until new work is announced, a slot frees up, or the poll interval ends."""
+        delay = max(0.0, self._next_poll - time.monotonic())
+        if self._ready:  # wake to hand back what waits too long
+            delay = min(delay, max(0.0, min(r.claimed_at for r in self._ready) + self._ready_wait - time.monotonic()))
+        waits = [
+            asyncio.ensure_future(self.herald.work_available.wait()),
+            asyncio.ensure_future(self._slot_freed.wait()),
+        ]
+        try:
+            async with asyncio.timeout(delay):
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        except TimeoutError:
+            pass
+        finally:
+            for w in waits:
+                w.cancel()
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -225,48 +358,54 @@ class Worker:
                         endpoints[(kind, user_id)] = found
         return pipeline.Context(notifications, users, accounts, endpoints)
 
-    async def _run_delivery(self, delivery: Delivery, context: pipeline.Context) -> None:
+    async def _release_stale(self) -> None:
+        """Hand back deliveries that were claimed but never started (attempt undone)."""
+        ids, self._stale = self._stale, []
+        if not ids:
+            return
+        try:
+            async with self.herald.db.write() as conn:
+                await delivery_store.release_deliveries(conn, ids, owner=self.owner, now=utcnow())
+        except Exception:
+            log.exception("could not hand back %d deliveries; their lease will expire", len(ids))
+        self._leased.difference_update(ids)
+
+    async def _run_delivery(self, delivery: Delivery, context: pipeline.Context, policy: pipeline.Policy) -> None:
+        """The stages, then the outcome to the settler: the slot frees as soon as the send is
+        done, while the outcome waits to be recorded with others (the row stays leased meanwhile)."""
         started = utcnow()
-        outcome = await pipeline.handle_delivery(delivery, context, self.services, self.policy)
+        outcome = await pipeline.handle_delivery(delivery, context, self.services, policy)
         # addresses belong to the channel that sent: for a logical channel, the account's provider
         sender = next((a.channel for a in context.accounts if a.name == outcome.account), delivery.channel)
-        await self._settle(delivery, outcome, started, sender)
-
-    async def _settle(self, delivery: Delivery, outcome: Outcome, started: datetime, sender: str) -> None:
-        """Hand the outcome to the settler and wait until it is recorded: the slot stays taken
-        until then, so a worker never holds more leased rows than it has slots."""
-        done: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
         self._ensure_settler()
-        self._to_settle.put_nowait(_Settlement(delivery, outcome, started, sender, done))
-        kept = await done
-        self._leased.discard(delivery.id)
+        self._to_settle.put_nowait(_Settlement(delivery, outcome, started, sender))
+
+    def _settled(self, item: _Settlement, kept: bool | None) -> None:
+        """What a recorded (True), lost (False) or unrecordable (None) outcome leaves behind."""
+        self._leased.discard(item.delivery.id)
+        self._poke()
         if kept is None:
             return  # not recorded (database unreachable): the row comes back after its lease
         if not kept:
-            log.warning("delivery %s: lease lost before its outcome was recorded", delivery.id)
+            log.warning("delivery %s: lease lost before its outcome was recorded", item.delivery.id)
             return
-        metrics.deliveries_finished.labels(delivery.channel, outcome.status.value).inc()
-        if outcome.attempted:
-            metrics.sends_total.labels(delivery.channel, outcome.attempt_label).inc()
+        metrics.deliveries_finished.labels(item.delivery.channel, item.outcome.status.value).inc()
+        if item.outcome.attempted:
+            metrics.sends_total.labels(item.delivery.channel, item.outcome.attempt_label).inc()
 
     def _ensure_settler(self) -> None:
         if self._settler is None or self._settler.done():
             self._settler = asyncio.create_task(self._settle_forever(), name="herald-settler")
 
     async def _settle_forever(self) -> None:
-        """Record outcomes as they come, many per transaction (one commit for all that are
-        waiting): sends stay in flight meanwhile."""
+        """Record outcomes as they come, many per transaction (all that are waiting, up to
+        ``SETTLE_BATCH``): sends stay in flight meanwhile."""
         while True:
             batch = [await self._to_settle.get()]
             while len(batch) < SETTLE_BATCH and not self._to_settle.empty():
                 batch.append(self._to_settle.get_nowait())
             try:
                 await self._settle_batch(batch)
-            except asyncio.CancelledError:
-                for item in batch:
-                    if not item.done.done():
-                        item.done.cancel()
-                raise
             finally:
                 for _ in batch:
                     self._to_settle.task_done()
@@ -276,15 +415,15 @@ class Worker:
         if len(batch) > 1:
             try:
                 async with self.herald.db.write() as conn:
-                    kept = [await self._record(conn, item) for item in batch]
+                    kept = await self._record(conn, batch)
             except Exception as exc:
                 log.warning("settling %d outcomes together failed (%s); settling each alone", len(batch), exc)
             else:
                 for item, k in zip(batch, kept, strict=True):
-                    _resolve(item.done, k)
+                    self._settled(item, k)
                 return
         for item in batch:
-            _resolve(item.done, await self._settle_alone(item))
+            self._settled(item, await self._settle_alone(item))
 
     async def _settle_alone(self, item: _Settlement) -> bool | None:
         """One outcome in its own transaction, tried a few times (a lost outcome means a resend
@@ -292,7 +431,8 @@ class Worker:
         for attempt in range(1, SETTLE_TRIES + 1):
             try:
                 async with self.herald.db.write() as conn:
-                    return await self._record(conn, item)
+                    (kept,) = await self._record(conn, [item])
+                    return kept
             except Exception as exc:
                 if attempt == SETTLE_TRIES:
                     log.error(
@@ -302,13 +442,18 @@ class Worker:
                 await asyncio.sleep(0.2 * attempt)
         return None
 
-    async def _record(self, conn: AsyncConnection, item: _Settlement) -> bool:
-        """The outcome, its attempt, its event and forgotten addresses, if this worker still holds the lease."""
-        kept = await delivery_store.settle_delivery(
-            conn, item.delivery, item.outcome, owner=self.owner, started_at=item.started, now=utcnow()
+    async def _record(self, conn: AsyncConnection, batch: Sequence[_Settlement]) -> list[bool]:
+        """The outcomes and their attempts, where this worker still holds the lease; then, for
+        those, their events and forgotten addresses, in the same transaction."""
+        kept = await delivery_store.settle_deliveries(
+            conn,
+            [delivery_store.Settlement(i.delivery, i.outcome, i.started) for i in batch],
+            owner=self.owner,
+            now=utcnow(),
         )
-        if kept:
-            await self._after_settle(conn, item.delivery, item.outcome, item.sender)
+        for item, k in zip(batch, kept, strict=True):
+            if k:
+                await self._after_settle(conn, item.delivery, item.outcome, item.sender)
         return kept
 
     async def _after_settle(self, conn: AsyncConnection, delivery: Delivery, outcome: Outcome, sender: str) -> None:
@@ -405,6 +550,9 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._settler
             self._settler = None
+        while not self._to_settle.empty():  # not recorded in time: those rows stay leased (handed back)
+            self._to_settle.get_nowait()
+            self._to_settle.task_done()
 
     async def _hand_back(self) -> None:
         """Cancelled (hard shutdown): stop what is in flight and release unsettled deliveries at once."""
