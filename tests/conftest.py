@@ -10,6 +10,7 @@ import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,7 +148,26 @@ class Harness:
 
 @pytest.fixture
 async def harness(database_url: str) -> AsyncIterator[Harness]:
-    app = create_app(make_settings(database_url), run_worker=False)
+    async with running_harness(make_settings(database_url)) as h:
+        yield h
+
+
+@pytest.fixture(params=SHARED_BACKENDS)
+def backplane_url(request: pytest.FixtureRequest) -> str | None:
+    """The realtime backplane: None (in-process) or the test Redis (pub/sub)."""
+    return REDIS_URL if request.param == "redis" else None
+
+
+@pytest.fixture
+async def realtime_harness(database_url: str, backplane_url: str | None) -> AsyncIterator[Harness]:
+    """``harness`` on each database and each realtime backplane (its listener started by the lifespan)."""
+    async with running_harness(make_settings(database_url, redis_url=backplane_url)) as h:
+        yield h
+
+
+@asynccontextmanager
+async def running_harness(settings: Settings) -> AsyncIterator[Harness]:
+    app = create_app(settings, run_worker=False)
     herald: Herald = app.state.herald
     async with app.router.lifespan_context(app):
         async with herald.db.write() as conn:

@@ -8,7 +8,7 @@ import socket
 import sqlite3
 import sys
 from collections.abc import Coroutine
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -16,6 +16,9 @@ from pydantic import ValidationError
 from herald import __version__
 from herald.config import POSTGRESQL_URL_FORM, SQLITE_URL_FORM, Settings, masked_url
 from herald.engine.tokens import MAX_EXPIRES_IN
+
+if TYPE_CHECKING:
+    from herald.engine.service import Herald
 
 app = typer.Typer(help="Herald, a self-hosted notification platform (消息通知系统).", no_args_is_help=True)
 apikey_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
@@ -162,7 +165,7 @@ async def _prepare(settings: Settings, demo: bool) -> None:
     herald = Herald(settings)
     try:
         if settings.auto_migrate:
-            await herald.migrate()
+            await _migrate_apart(herald)
         key = await ensure_first_admin_key(herald)
         if key:
             typer.echo(f"Created the first admin API key (shown once, keep it): {key}", err=True)
@@ -178,17 +181,18 @@ async def _prepare(settings: Settings, demo: bool) -> None:
             if seed.token:
                 typer.echo(f"alice's user token: {seed.token}", err=True)
                 typer.echo(f"  curl -H 'Authorization: Bearer {seed.token}' {base}/v1/me/inbox", err=True)
+            typer.echo(f"Open {base}/demo to see the inbox widget light up.", err=True)
     finally:
         await herald.close()
 
 
-def _run_uvicorn(settings: Settings, run_worker: bool) -> None:
+def _run_uvicorn(settings: Settings, run_worker: bool, demo: bool = False) -> None:
     import uvicorn
 
     from herald.app import create_app
 
     uvicorn.run(
-        create_app(settings, run_worker=run_worker),
+        create_app(settings, run_worker=run_worker, demo=demo),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
@@ -199,7 +203,10 @@ def _run_uvicorn(settings: Settings, run_worker: bool) -> None:
 @app.command()
 def serve(
     demo: Annotated[
-        bool, typer.Option(help="Into an empty database: seed a demo type, two users and print a user token.")
+        bool,
+        typer.Option(
+            help="Into an empty database: seed a demo type, two users and print a user token; serve the /demo page."
+        ),
     ] = False,
     host: HostOption = None,
     port: PortOption = None,
@@ -208,7 +215,7 @@ def serve(
     settings = _start("serve", sqlite_must_exist=False)
     _bind(settings, host, port)
     _run(settings, _prepare(settings, demo))
-    _run_uvicorn(settings, run_worker=settings.embedded_worker)
+    _run_uvicorn(settings, run_worker=settings.embedded_worker, demo=demo)
 
 
 @app.command()
@@ -267,19 +274,54 @@ def migrate() -> None:
 
 
 async def _reach_database(settings: Settings, *, migrate: bool | None = None) -> None:
-    """Connect once, and migrate when asked (by default: when HERALD_AUTO_MIGRATE)."""
+    """Connect once, and migrate when asked (by default: when HERALD_AUTO_MIGRATE, apart)."""
     from sqlalchemy import text
 
     from herald.engine.service import Herald
 
     herald = Herald(settings)
     try:
-        if settings.auto_migrate if migrate is None else migrate:
+        if migrate:
             await herald.migrate()
+        elif migrate is None and settings.auto_migrate:
+            await _migrate_apart(herald)
         async with herald.db.read() as conn:
             await conn.execute(text("SELECT 1"))
     finally:
         await herald.close()
+
+
+async def _migrate_apart(herald: Herald) -> None:
+    """HERALD_AUTO_MIGRATE for a command that keeps running (serve, api, worker): when the schema is
+    behind, ``herald migrate`` brings it up to date in a child process.
+
+    A process that imported Alembic would keep it (~10 MiB) for as long as it runs, and a server
+    migrates exactly when it starts a new version or a new installation: in-process, every upgraded
+    server would carry it for good. A current schema is told without Alembic (store/migrate.py), so
+    the usual start spawns nothing. The child reads the same settings (the environment).
+    """
+    import os
+
+    from herald.store.migrate import is_current
+
+    if await is_current(herald.db.engine):
+        return
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "herald.cli",
+        "migrate",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=os.environ.copy(),
+    )
+    out, err = await child.communicate()
+    if child.returncode != 0:  # it said why, in the CLI's own words: pass that on and stop there
+        sys.stderr.write(err.decode(errors="replace"))
+        sys.stdout.write(out.decode(errors="replace"))
+        raise typer.Exit(child.returncode or 1)
+    log.info("database schema brought up to date (herald migrate, in a child process)")
 
 
 @apikey_app.command("create")

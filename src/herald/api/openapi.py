@@ -20,18 +20,24 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.dependencies.models import Dependant
+from fastapi.encoders import jsonable_encoder
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.openapi.models import Schema
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import models_json_schema
 
 from herald.api.auth import current_user
 from herald.api.content_type import EXEMPT_PREFIXES
 from herald.api.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
+from herald.api.realtime_auth import stream_user
 
 DOCS_ASSETS_PATH = "/docs-assets"
+REF_TEMPLATE = "#/components/schemas/{model}"
+_REF_PREFIX = REF_TEMPLATE.removesuffix("{model}")
 API_KEY_SCHEME = "ApiKey"
 USER_TOKEN_SCHEME = "UserToken"  # noqa: S105 (a scheme name, not a secret)
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -46,6 +52,7 @@ _DESCRIPTIONS = {
     413: "The request body is over 1 MiB",
     415: "The request body is not sent as Content-Type: application/json",
     422: "Invalid input; `errors` names each field",
+    429: "Too many requests (realtime: this user already holds the most streams one process allows)",
     503: "The database is unreachable; retry after `Retry-After` seconds",
 }
 
@@ -55,7 +62,10 @@ _DESCRIPTIONS = {
 
 
 class _Out(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    # Documentation only, never used to validate: ``documented`` names them by reference, and
+    # ``build_openapi`` builds their schemas on the first request of /openapi.json. Built at import
+    # and handed to FastAPI, they cost every start ~40 ms and ~1 MiB (a TypeAdapter per route and status).
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
 
 class ProblemError(_Out):
@@ -139,6 +149,21 @@ class AcceptedOut(_Out):
     id: str
     status: str
     recipients: int | None
+
+
+class BatchResultOut(_Out):
+    """One entry's answer: what ``POST /v1/notifications`` would have answered for it."""
+
+    index: int = Field(description="The entry's position in `notifications`, from 0")
+    status: int = Field(description="202 accepted (or replayed), 409 idempotency conflict, 422 invalid")
+    id: str | None = Field(description="The notification's id when accepted or replayed")
+    recipients: int | None = Field(default=None, description="As `recipients` of a single trigger's answer")
+    replayed: bool = Field(default=False, description="A repeated `idempotency_key`: the first answer, nothing new")
+    error: Problem | None = Field(description="The problem+json object a single trigger would have answered")
+
+
+class BatchOut(_Out):
+    results: list[BatchResultOut] = Field(description="One per entry, in the order sent")
 
 
 class AttemptOut(_Out):
@@ -304,8 +329,9 @@ class InboxPage(_Out):
 
 
 class InboxCounts(_Out):
-    total: int
+    total: int = Field(description="Unread items")
     by_category: dict[str, int]
+    unseen: int = Field(description="Unread items not seen yet (`POST /v1/me/inbox/seen` sets it to 0)")
 
 
 class ReadAllOut(_Out):
@@ -316,12 +342,28 @@ class BannerList(_Out):
     items: list[InboxItemOut]
 
 
+class RealtimeEvent(_Out):
+    """One event of the stream (docs/realtime.md): SSE `id:`, `event:` and `data:` lines."""
+
+    id: str | None = Field(description="`evt_…`: send it back as `Last-Event-ID` or `?since=` to resume")
+    event: str = Field(
+        description="`ready`, `inbox.new`, `inbox.updated`, `inbox.removed`, `counts`, `announcement.new`,"
+        " `announcement.updated`, `announcement.removed`, `banner.changed`, `heartbeat`, `sync.required`,"
+        " `token.expired`"
+    )
+    data: dict[str, Any]
+
+
 class JsonObject(_Out):
     """A JSON object whose fields the channel defines."""
 
 
 # ---------------------------------------------------------------------------------------------
 # What a route decorator says
+
+
+_REQUEST_BODIES: dict[str, type[BaseModel]] = {}
+"""Request bodies of routes that read their body themselves (``documented(request_body=...)``)."""
 
 
 def documented(
@@ -332,18 +374,25 @@ def documented(
     errors: tuple[int, ...] = (),
     idempotent: bool = False,
     description: str = "Success",
+    request_body: type[BaseModel] | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for a route decorator: the success answer's model (``None`` for a 204) for
     ``status`` and the other success statuses in ``also``, further problem answers the route gives
     beyond those its dependencies imply, and whether it takes an ``Idempotency-Key``. The handler's
-    own return value is untouched (``response_model=None``)."""
+    own return value is untouched (``response_model=None``). ``request_body``: the documented body
+    of a route that parses its body itself (the batch trigger validates each entry on its own)."""
     responses: dict[int | str, dict[str, Any]] = {}
-    if model is not None:
+    if model is not None:  # by reference: the schema is built with the document (see _Out)
+        content = {"application/json": {"schema": {"$ref": REF_TEMPLATE.format(model=model.__name__)}}}
         for code in (status, *also):
-            responses[code] = {"model": model, "description": description}
+            responses[code] = {"description": description, "content": content}
     for code in errors:
         responses[code] = {"description": _DESCRIPTIONS.get(code, "Error")}
     extra: dict[str, Any] = {"x-herald-idempotent": True} if idempotent else {}
+    if request_body is not None:
+        _REQUEST_BODIES[request_body.__name__] = request_body
+        ref = {"$ref": f"#/components/schemas/{request_body.__name__}"}
+        extra["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref}}}
     return {"response_model": None, "responses": responses, "openapi_extra": extra or None}
 
 
@@ -361,7 +410,7 @@ def _auth_of(route: APIRoute) -> tuple[str | None, str | None]:
     """(scheme, scope) of a route: (API_KEY_SCHEME, 'send'), (USER_TOKEN_SCHEME, None) or (None, None)."""
     for dep in _dependencies(route.dependant):
         call = dep.call
-        if call is current_user:
+        if call is current_user or call is stream_user:
             return USER_TOKEN_SCHEME, None
         if call is not None and getattr(call, "__qualname__", "").startswith("require_scope."):
             scope = inspect.getclosurevars(call).nonlocals.get("scope")
@@ -386,7 +435,7 @@ def _problem_response(code: int, existing: dict[str, Any] | None) -> dict[str, A
 
 def _errors_for(path: str, route: APIRoute, scheme: str | None, operation: dict[str, Any]) -> set[int]:
     codes = {int(c) for c in operation.get("responses", {}) if c.isdigit() and int(c) >= 400}
-    has_body = route.body_field is not None
+    has_body = route.body_field is not None or "requestBody" in operation
     params = operation.get("parameters", [])
     if scheme is not None:
         codes.add(401)
@@ -426,6 +475,11 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     for name, sub in schemas["Problem"].pop("$defs", {}).items():
         schemas[name] = sub
+    _add_response_schemas(schema, schemas)
+    for name, model in _REQUEST_BODIES.items():
+        schemas[name] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for sub_name, sub in schemas[name].pop("$defs", {}).items():
+            schemas.setdefault(sub_name, sub)  # the models a body shares with others: documented once
     components["securitySchemes"] = {
         API_KEY_SCHEME: {
             "type": "http",
@@ -451,6 +505,36 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                 continue
             _complete_operation(path, operation, route)
     return schema
+
+
+def _add_response_schemas(document: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """The schemas of the response models ``documented`` refers to by name, built now (see ``_Out``)."""
+    models: dict[str, type[BaseModel]] = {}
+    todo: list[type[BaseModel]] = [_Out]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            models[sub.__name__] = sub
+            todo.append(sub)
+    wanted = sorted(name for name in _referenced(document) if name in models and name not in schemas)
+    if wanted:
+        _, defs = models_json_schema([(models[name], "serialization") for name in wanted], ref_template=REF_TEMPLATE)
+        for name, sub_schema in defs.get("$defs", {}).items():  # encoded as get_openapi encodes its own
+            schemas.setdefault(
+                name, jsonable_encoder(Schema.model_validate(sub_schema), by_alias=True, exclude_none=True)
+            )
+
+
+def _referenced(value: Any) -> Iterator[str]:
+    """The component names ``value`` refers to (``{"$ref": "#/components/schemas/Name"}``), anywhere in it."""
+    if isinstance(value, dict):
+        ref = value.get("$ref")
+        if isinstance(ref, str) and ref.startswith(_REF_PREFIX):
+            yield ref.removeprefix(_REF_PREFIX)
+        for item in value.values():
+            yield from _referenced(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _referenced(item)
 
 
 def _api_routes(routes: Sequence[Any]) -> Iterator[APIRoute]:
@@ -486,6 +570,10 @@ def _complete_operation(path: str, operation: dict[str, Any], route: APIRoute) -
             }
         )
     responses = operation.setdefault("responses", {})
+    for response in responses.values():  # a streamed answer (text/event-stream): the model alone, no "type"
+        for media in response.get("content", {}).values():
+            if "$ref" in media.get("schema", {}):
+                media["schema"] = {"$ref": media["schema"]["$ref"]}
     for code in _errors_for(path, route, scheme, operation):
         responses[str(code)] = _problem_response(code, responses.get(str(code)))
     operation["responses"] = responses = dict(sorted(responses.items()))

@@ -7,13 +7,13 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 from fastapi.responses import PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from herald import __version__
 from herald.api.auth import HeraldDep
 from herald.api.openapi import Health, documented
 from herald.api.problems import problem
+from herald.engine.metrics import exposition
 from herald.engine.queue_metrics import refresh_queue_gauges
 
 router = APIRouter(tags=["operations"])
@@ -59,4 +59,5 @@ async def _redis_failure(url: str) -> str | None:
 @router.get("/metrics", response_class=PlainTextResponse, description="Prometheus text format")
 async def metrics(herald: HeraldDep) -> Response:
     await refresh_queue_gauges(herald.db)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    body, media_type = exposition()
+    return Response(body, media_type=media_type)

@@ -1,4 +1,10 @@
-"""What every HTTP provider channel shares: one pooled client per channel instance."""
+"""What every HTTP provider channel shares: one pooled client per channel instance.
+
+httpx is imported on a channel's first send, never at start: with the CLI libraries its own
+``httpx.main`` pulls in (rich, pygments), it costs ~5 MiB and ~60 ms that a server whose
+channels are only the inbox would never use. Channel modules import it the same way (inside the
+functions that send, and under ``TYPE_CHECKING`` for annotations).
+"""
 
 from __future__ import annotations
 
@@ -8,20 +14,27 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from herald.channels.base import Channel
 from herald.core.backoff import MAX_RETRY_AFTER_SECONDS
 from herald.core.errors import RetryableError, TerminalError
 
+if TYPE_CHECKING:
+    import httpx
+
 # delta-seconds is 1*DIGIT (RFC 9110 §10.2.3); a fraction is tolerated, a sign or an exponent is not.
 _DELTA_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]*)?", re.ASCII)
 
 
-POOL_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=256, keepalive_expiry=30)
+def pool_limits() -> httpx.Limits:
+    """The limits of every channel's pool: keep-alive for as many connections as a worker has sends
+    in flight (httpx keeps 20 by default: above that, every extra request opened and closed its own
+    connection)."""
+    import httpx  # on the first send (see the module's docstring)
+
+    return httpx.Limits(max_connections=256, max_keepalive_connections=256, keepalive_expiry=30)
 
 
 class HttpChannel(Channel):
@@ -34,9 +47,9 @@ class HttpChannel(Channel):
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            # keep-alive for as many connections as a worker has sends in flight (httpx keeps 20 by
-            # default: above that, every extra request opened and closed its own connection)
-            self._client = httpx.AsyncClient(follow_redirects=False, limits=POOL_LIMITS)
+            import httpx  # on the first send (see the module's docstring)
+
+            self._client = httpx.AsyncClient(follow_redirects=False, limits=pool_limits())
         return self._client
 
     async def post_json(
@@ -49,6 +62,8 @@ class HttpChannel(Channel):
     ) -> httpx.Response:
         """POST ``body`` as UTF-8 JSON; a transport failure (refused, reset, timeout) is retryable,
         a body that cannot be UTF-8 is terminal (``encode_json_body``)."""
+        import httpx  # loaded by self._http() below; bound here for the except clause
+
         content = encode_json_body(body)
         try:
             return await self._http().post(

@@ -16,14 +16,16 @@ import asyncio
 import json
 import re
 import time
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import httpx
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 
 from herald.channels._http import HttpChannel, encode_json_body, http_base_url, parse_retry_after
 from herald.channels.base import ChannelSettings, SendResult, SharedCache
 from herald.core.errors import RetryableError, TerminalError
+
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_BASE_URL = "https://api.weixin.qq.com"
 TOKEN_PATH = "/cgi-bin/stable_token"  # noqa: S105 - a path, not a secret
@@ -175,6 +177,8 @@ class WeChatChannel(HttpChannel):
     async def _post_json(
         self, settings: WeChatAppSettings, path: str, body: dict[str, Any], params: dict[str, str] | None = None
     ) -> dict[str, Any]:
+        import httpx  # on first send (channels/_http.py)
+
         content = encode_json_body(body)  # TerminalError if it cannot be UTF-8
         try:
             response = await self._http().post(

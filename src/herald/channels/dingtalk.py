@@ -11,9 +11,8 @@ import base64
 import hashlib
 import hmac
 import time
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 from pydantic import (
     AliasChoices,
     BaseModel,
@@ -28,6 +27,9 @@ from pydantic import (
 from herald.channels._http import HttpChannel, http_base_url, provider_answer
 from herald.channels.base import ChannelSettings, OutboundMessage, RateLimit, Recipient, SendResult
 from herald.core.errors import RetryableError, TerminalError
+
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_BASE_URL = "https://oapi.dingtalk.com"
 SEND_PATH = "/robot/send"

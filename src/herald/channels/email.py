@@ -1,16 +1,17 @@
-"""Email over SMTP (邮件), sent with aiosmtplib: one connection per message, text + HTML alternative."""
+"""Email over SMTP (邮件), sent with aiosmtplib: one connection per message, text + HTML alternative.
+
+aiosmtplib and the stdlib's modern email API (``email.policy``, ``email.headerregistry``) are
+imported on the first send, never at start (a server may have no email account).
+"""
 
 from __future__ import annotations
 
 import html
 import ssl
-from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import default as default_policy
 from email.utils import formataddr, formatdate, parseaddr
 from typing import Any
 
-import aiosmtplib
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from herald.channels._http import encode_utf8
@@ -64,6 +65,8 @@ class EmailChannel(Channel):
         return None if recipient.email else "no email address"
 
     async def send(self, message: OutboundMessage, settings: EmailSettings) -> SendResult:
+        import aiosmtplib  # on the first send (see the module's docstring)
+
         if not message.recipient.email:
             raise SkipDelivery("no email address")
         address = deliverable_address(message.recipient.email)
@@ -96,6 +99,8 @@ def build_email(message: OutboundMessage, settings: EmailSettings, address: str)
     (header injection, which the stdlib refuses deep inside with a ValueError) or text with no
     UTF-8 form (a lone surrogate). Both would fail the same way on every retry.
     """
+    from email.policy import default as default_policy  # on the first send (see the module's docstring)
+
     content = message.content
     subject = _first_text(content, "subject", "title") or message.type
     text = _first_text(content, "body", "text", "summary")
@@ -144,6 +149,8 @@ def deliverable_address(address: str) -> str:
     Internationalized domains (``user@例子.中国``) become punycode so no SMTPUTF8 is needed; the
     stdlib cannot put a non-ASCII local part in a header, so those are refused up front.
     """
+    from email.headerregistry import Address  # on the first send (see the module's docstring)
+
     try:
         parsed = Address(addr_spec=address)
         domain = parsed.domain if parsed.domain.isascii() else parsed.domain.encode("idna").decode()
@@ -173,6 +180,8 @@ def _text_to_html(text: str, title: str) -> str:
 def classify_smtp_error(exc: BaseException) -> DeliveryError:
     """SMTP failures as delivery errors: 5xx replies and an account the server cannot serve never
     heal; network trouble and 4xx replies may."""
+    import aiosmtplib  # loaded by the send that failed
+
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         # One recipient per message, so the first refusal is the one that matters.
         refused = exc.recipients[0] if exc.recipients else None

@@ -13,10 +13,9 @@ import hashlib
 import hmac
 import html
 import time
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
-import httpx
 from pydantic import (
     AliasChoices,
     BaseModel,
@@ -31,6 +30,9 @@ from pydantic import (
 from herald.channels._http import HttpChannel, http_base_url, provider_answer
 from herald.channels.base import ChannelSettings, OutboundMessage, RateLimit, Recipient, SendResult
 from herald.core.errors import RetryableError, TerminalError
+
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_BASE_URL = "https://open.feishu.cn"
 HOOK_PATH = "/open-apis/bot/v2/hook/"

@@ -15,15 +15,17 @@ import json
 import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlsplit
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from herald.channels._http import HttpChannel, encode_json_body, http_base_url
 from herald.channels.base import ChannelSettings, OutboundMessage, Receipt, Recipient, SendResult
 from herald.core.errors import RetryableError, SkipDelivery, TerminalError
+
+if TYPE_CHECKING:
+    import httpx
 
 ACTION = "SendSms"
 API_VERSION = "2017-05-25"
@@ -147,6 +149,8 @@ class AliyunSmsChannel(HttpChannel):
         return None if recipient.phone else "no phone number"
 
     async def send(self, message: OutboundMessage, settings: AliyunSmsSettings) -> SendResult:
+        import httpx  # on first send (channels/_http.py)
+
         if not message.recipient.phone:
             raise SkipDelivery("no phone number")
         template = parse_template(message.content)

@@ -8,16 +8,18 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
 from pydantic import Field, SecretStr, field_validator
 
 from herald.channels._http import HttpChannel, encode_json_body, parse_retry_after
 from herald.channels.base import ChannelSettings, OutboundMessage, SendResult
 from herald.core.errors import Invalid, RetryableError, TerminalError
 from herald.core.urls import MASK, redact_url
+
+if TYPE_CHECKING:
+    import httpx
 
 USER_AGENT = "Herald-Webhooks/0.1"
 WHSEC_PREFIX = "whsec_"
@@ -133,6 +135,8 @@ class WebhookChannel(HttpChannel):
     async def post_signed(self, settings: WebhookSettings, msg_id: str, body: bytes, now: datetime) -> SendResult:
         """POST ``body`` signed per Standard Webhooks with ``msg_id`` as webhook-id (also used for
         Herald's own event webhooks)."""
+        import httpx  # on first send (channels/_http.py)
+
         headers = signed_headers(settings, msg_id, int(now.timestamp()), body)
         try:
             response = await self._http().post(settings.url, content=body, headers=headers, timeout=settings.timeout)
@@ -171,6 +175,8 @@ def encode_payload(message: OutboundMessage, now: datetime) -> bytes:
 
 
 def signed_headers(settings: WebhookSettings, msg_id: str, timestamp: int, body: bytes) -> httpx.Headers:
+    import httpx  # on first send (channels/_http.py)
+
     headers = httpx.Headers({"user-agent": USER_AGENT})
     headers.update(settings.headers)  # case-insensitive, so an account may replace the user-agent
     headers["content-type"] = "application/json"

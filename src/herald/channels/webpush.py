@@ -6,6 +6,10 @@ endpoint is checked against SSRF), stored as the user's endpoints (address = the
 ``{"p256dh", "auth"}``). The engine hands them over in ``recipient.endpoints``; one message goes to
 every subscription. Endpoints the push service reports as gone (404/410) come back in ``gone`` so the
 engine forgets them.
+
+requests (with urllib3), cryptography's elliptic curves and pywebpush are imported on first use (a
+send, an account saved, a key checked), never at start: a server without a Web Push account never
+needs them.
 """
 
 from __future__ import annotations
@@ -16,11 +20,9 @@ import json
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-import requests
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
 
 from herald.channels._http import parse_retry_after
@@ -38,6 +40,7 @@ from herald.core.records import Endpoint
 from herald.core.urls import UnsafeURL, is_public_address, redact_url, split_public_url
 
 if TYPE_CHECKING:
+    import requests
     from py_vapid import Vapid  # type: ignore[import-untyped]
 
 GONE_STATUSES = frozenset({404, 410})
@@ -62,6 +65,9 @@ def generate_vapid_keys() -> tuple[str, str]:
     The private key is the raw 32-byte P-256 scalar (what pywebpush takes as ``vapid_private_key``);
     the public key is the 65-byte uncompressed point browsers take as ``applicationServerKey``.
     """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     key = ec.generate_private_key(ec.SECP256R1())
     private_raw = key.private_numbers().private_value.to_bytes(32, "big")
     public_raw = key.public_key().public_bytes(
@@ -72,6 +78,9 @@ def generate_vapid_keys() -> tuple[str, str]:
 
 def public_key_of(private_key: str) -> str:
     """The base64url uncompressed public point of a raw base64url private scalar."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     scalar = int.from_bytes(b64url_decode(private_key), "big")
     public = ec.derive_private_key(scalar, ec.SECP256R1()).public_key()
     return b64url(public.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint))
@@ -125,6 +134,8 @@ class WebPushSettings(ChannelSettings):
     def _uncompressed_point(cls, value: str | None) -> str | None:
         if value is None:
             return None
+        from cryptography.hazmat.primitives.asymmetric import ec
+
         try:
             raw = b64url_decode(value)
             ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
@@ -212,12 +223,19 @@ class Outcome:
     location: str | None = None
 
 
-class _NoRedirectSession(requests.Session):
-    # requests follows redirects on POST by default; a push service never redirects, and following
-    # one would carry the request to a host the SSRF check never saw.
-    def request(self, *args: Any, **kwargs: Any) -> requests.Response:
-        kwargs["allow_redirects"] = False
-        return super().request(*args, **kwargs)
+@cache
+def _no_redirect_session() -> type[requests.Session]:
+    """A requests session that never follows redirects (a class made on first send: requests is
+    imported then). requests follows redirects on POST by default; a push service never
+    redirects, and following one would carry the request to a host the SSRF check never saw."""
+    import requests
+
+    class NoRedirectSession(requests.Session):
+        def request(self, *args: Any, **kwargs: Any) -> requests.Response:
+            kwargs["allow_redirects"] = False
+            return super().request(*args, **kwargs)
+
+    return NoRedirectSession
 
 
 class WebPushChannel(Channel):
@@ -381,10 +399,11 @@ def post_to_push_service(
     subscription: dict[str, Any], payload: str, vapid: Vapid, settings: WebPushSettings
 ) -> Outcome:
     """Encrypt and POST one message (blocking: pywebpush uses requests)."""
+    import requests
     from pywebpush import WebPushException, webpush  # type: ignore[import-untyped]
 
     endpoint = subscription["endpoint"]
-    with _NoRedirectSession() as session:
+    with _no_redirect_session()() as session:
         try:
             response = webpush(
                 subscription_info=subscription,

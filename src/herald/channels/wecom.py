@@ -7,9 +7,8 @@ The key in the URL is the only credential: there is no signature.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 from pydantic import (
     AliasChoices,
     BaseModel,
@@ -24,6 +23,9 @@ from pydantic import (
 from herald.channels._http import HttpChannel, http_base_url, provider_answer
 from herald.channels.base import ChannelSettings, OutboundMessage, RateLimit, Recipient, SendResult
 from herald.core.errors import RetryableError, TerminalError
+
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_BASE_URL = "https://qyapi.weixin.qq.com"
 SEND_PATH = "/cgi-bin/webhook/send"

@@ -2,14 +2,15 @@
 
 Business backends may mint them themselves with the same secret. Only HS256 is accepted, so
 ``alg: none`` and algorithm-confusion tokens are refused.
+
+PyJWT is imported on the first token minted or checked: it loads cryptography (~9 MiB with it),
+which a server only using API keys never needs, and the CLI reads ``MAX_EXPIRES_IN`` from here.
 """
 
 from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
-
-import jwt
 
 ALGORITHM = "HS256"
 MAX_EXPIRES_IN = 90 * 24 * 3600
@@ -24,6 +25,8 @@ class BadToken(Exception):
 
 
 def mint_user_token(secret: str, user_id: str, expires_in: int = 3600) -> tuple[str, datetime]:
+    import jwt  # on first use (see the module's docstring)
+
     now = datetime.now(UTC)
     expires_at = (now + timedelta(seconds=expires_in)).replace(microsecond=0)
     token = jwt.encode(
@@ -42,6 +45,8 @@ def verify_user_token_expiry(secret: str, token: str, *, max_lifetime: int | Non
     """The user id and the token's ``exp`` (unix seconds); BadToken if forged, expired or malformed,
     or when ``exp`` lies more than ``max_lifetime`` seconds ahead (HERALD_USER_TOKEN_MAX_SECONDS):
     a leaked token signed for years must not work for years."""
+    import jwt  # on first use (see the module's docstring)
+
     try:
         claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "exp"]})
     except jwt.PyJWTError as exc:

@@ -1,0 +1,174 @@
+"""What a server loads at start: libraries a channel, a backend or a migration needs are imported
+only when used, so the memory and start time they cost cannot come back unnoticed.
+
+Each check runs in a fresh interpreter (this test process has imported everything long ago).
+bench/footprint.py measures the figures themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PG_URL, SECRET
+
+# Imported on first use, never at start (on SQLite, without Redis): channel libraries, the crypto
+# behind secrets at rest and user tokens, Alembic, the PostgreSQL driver and dialect, metrics.
+LAZY = (
+    "alembic",
+    "apprise",
+    "pywebpush",
+    "py_vapid",
+    "requests",
+    "urllib3",
+    "httpx",
+    "aiosmtplib",
+    "cryptography",
+    "jwt",
+    "asyncpg",
+    "redis",
+    "prometheus_client",
+)
+
+REPORT = """
+import json, sys
+lazy = {lazy!r}
+print(json.dumps(sorted(m for m in lazy if m in sys.modules)))
+"""
+
+
+def run_python(code: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=cwd,
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def loaded(done: subprocess.CompletedProcess[str]) -> list[str]:
+    assert done.returncode == 0, done.stderr
+    result: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_importing_the_app_loads_no_optional_library(tmp_path: Path) -> None:
+    done = run_python("import herald.app\n" + REPORT.format(lazy=LAZY), tmp_path)
+    assert loaded(done) == []
+
+
+def test_the_report_sees_what_is_loaded(tmp_path: Path) -> None:
+    """The check above could pass by looking in the wrong place: here it must see what it names."""
+    done = run_python("import herald.app, httpx, alembic\n" + REPORT.format(lazy=LAZY), tmp_path)
+    assert loaded(done) == ["alembic", "httpx"]
+
+
+SERVE_START = """
+import asyncio
+from herald.app import create_app
+from herald.cli import _prepare
+from herald.config import Settings
+
+async def healthz(app):
+    sent = []
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+    async def send(message):
+        sent.append(message)
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+        "path": "/healthz", "raw_path": b"/healthz", "query_string": b"", "root_path": "",
+        "headers": [(b"host", b"herald.test")], "client": ("127.0.0.1", 1), "server": ("herald.test", 80),
+    }
+    await app(scope, receive, send)
+    return sent[0]["status"]
+
+async def main():
+    settings = Settings()
+    await _prepare(settings, demo=False)  # what `herald serve` does before it serves
+    app = create_app(settings, run_worker=True)
+    async with app.router.lifespan_context(app):
+        assert await healthz(app) == 200
+        await asyncio.sleep(0.5)  # the worker polls, finds nothing, waits
+
+asyncio.run(main())
+"""
+
+
+def test_a_server_starting_on_a_current_schema_loads_no_optional_library(tmp_path: Path) -> None:
+    env = {"HERALD_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/herald.db", "HERALD_WORKER_POLL_SECONDS": "0.1"}
+    migrate = subprocess.run(
+        [sys.executable, "-m", "herald.cli", "migrate"],
+        cwd=tmp_path,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert migrate.returncode == 0, migrate.stderr
+    done = run_python(SERVE_START + REPORT.format(lazy=LAZY), tmp_path, env)
+    assert loaded(done) == []  # Alembic included: the schema is current
+
+
+def test_a_new_database_is_migrated_apart_from_the_server(tmp_path: Path) -> None:
+    """A fresh installation gets its schema from a child ``herald migrate``: the serving process
+    never imports Alembic (it would keep it for as long as it runs)."""
+    env = {"HERALD_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/herald.db"}
+    code = """
+    import asyncio, json, sys
+    from herald.cli import _prepare
+    from herald.config import Settings
+    from herald.engine.service import Herald
+    from herald.store.migrate import is_current
+
+    async def main():
+        settings = Settings()
+        await _prepare(settings, demo=False)
+        herald = Herald(settings)
+        try:
+            return await is_current(herald.db.engine)
+        finally:
+            await herald.close()
+
+    current = asyncio.run(main())
+    print(json.dumps({"current": current, "alembic": "alembic" in sys.modules}))
+    """
+    done = run_python(code, tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"current": True, "alembic": False}
+    assert "Created the first admin API key" in done.stderr
+
+
+def test_a_failed_migration_stops_the_start_with_its_reason(tmp_path: Path) -> None:
+    db = tmp_path / "herald.db"
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:  # a schema from a newer Herald, say: Alembic cannot place it
+        conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+        conn.execute("INSERT INTO alembic_version VALUES ('9999')")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+    env["HERALD_DATABASE_URL"] = f"sqlite+aiosqlite:///{db}"
+    done = subprocess.run(
+        [sys.executable, "-m", "herald.cli", "api"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Can't locate revision identified by '9999'" in done.stderr
+    assert "Uvicorn running" not in done.stderr
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not PG_URL, reason="needs PostgreSQL (HERALD_TEST_DATABASE_URL)")
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_on_postgresql_a_current_schema_loads_no_alembic(tmp_path: Path, database_url: str) -> None:
+    env = {"HERALD_DATABASE_URL": database_url, "HERALD_SECRET_KEY": SECRET}
+    done = run_python(SERVE_START + REPORT.format(lazy=("alembic", "apprise", "pywebpush", "httpx")), tmp_path, env)
+    assert loaded(done) == []
