@@ -205,9 +205,7 @@ async def test_high_priority_is_claimed_before_normal_and_low(harness: Harness) 
         )
     assert len(claimed) == 1
     async with harness.herald.db.read() as conn:
-        n = (
-            await conn.execute(select(deliveries.c.notification_id).where(deliveries.c.id == claimed[0].id))
-        ).scalar()
+        n = (await conn.execute(select(deliveries.c.notification_id).where(deliveries.c.id == claimed[0].id))).scalar()
         from herald.store.notifications import get_notification
 
         notification = await get_notification(conn, n)
