@@ -4,6 +4,7 @@ TTL elsewhere, and no statements for them on a warm trigger."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -16,7 +17,7 @@ from herald.app import create_app
 from herald.engine.service import Herald
 from herald.engine.trigger import TriggerRequest, trigger
 from herald.store import catalog
-from tests.conftest import Harness, make_settings
+from tests.conftest import REDIS_URL, Harness, make_settings, running_harness
 
 TYPE = "order.shipped"
 
@@ -111,6 +112,51 @@ async def test_a_change_made_by_another_process_is_seen_within_the_ttl(harness: 
     await asyncio.sleep(0.25)
     assert (await harness.trigger({"type": TYPE, "to": ["u1"]})).status_code == 202
     assert (await inbox_titles(harness, "u1"))[0] == "v2"
+
+
+async def _titles_until(h: Harness, user: str, wanted: str, *, within: float) -> float:
+    """Trigger ``TYPE`` for ``user`` until its newest in-app title is ``wanted``; the seconds it took."""
+    started = time.monotonic()
+    while True:
+        assert (await h.trigger({"type": TYPE, "to": [user]})).status_code == 202
+        titles = await inbox_titles(h, user)
+        elapsed = time.monotonic() - started
+        if titles[0] == wanted or elapsed > within:
+            assert titles[0] == wanted, (titles[:3], elapsed)
+            return elapsed
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.skipif(REDIS_URL is None, reason="two processes share the Redis backplane (required under CI=true)")
+async def test_an_edit_through_one_process_reaches_the_others_cache_over_the_backplane(database_url: str) -> None:
+    settings = make_settings(database_url, redis_url=REDIS_URL)
+    async with running_harness(settings) as first, running_harness(settings) as other:
+        await first.put_type(TYPE, ["inapp"], {"inapp": {"title": "v1"}})
+        assert (await other.trigger({"type": TYPE, "to": ["u1"]})).status_code == 202  # cached over there
+        other.herald.catalog.ttl = 3600.0  # from now on only the backplane can refresh it
+
+        await put_template(first, "v2")  # a template edited
+        assert await _titles_until(other, "u1", "v2", within=1.0) < 1.0
+        r = await first.client.put(  # the type edited: a category is not in the content
+            f"/v1/notification-types/{TYPE}", json={"channels": ["inapp"], "category": "direct"}, headers=first.admin()
+        )
+        assert r.status_code == 200, r.text
+        started = time.monotonic()
+        while other.herald.catalog._entries and time.monotonic() - started < 1.0:
+            await asyncio.sleep(0.02)
+        r = await other.trigger({"type": TYPE, "to": ["u1"]})
+        r = await other.client.get(f"/v1/notifications/{r.json()['id']}", headers=other.reader())
+        assert r.json()["category"] == "direct"
+        assert time.monotonic() - started < 1.0
+        # the type deleted: refused over there too
+        assert (await first.client.delete(f"/v1/notification-types/{TYPE}", headers=first.admin())).status_code == 204
+        started = time.monotonic()
+        while time.monotonic() - started < 1.0:
+            r = await other.trigger({"type": TYPE, "to": ["u1"]})
+            if r.status_code == 422:
+                break
+            await asyncio.sleep(0.02)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "type", r.text
 
 
 async def test_the_default_ttl_is_two_seconds(harness: Harness) -> None:

@@ -66,7 +66,7 @@ async def put_type(
             if errors := missing_templates(herald, key, fields["channels"], templates, only=added):
                 raise Invalid([(f, f"{m}: save the template first, then add the channel") for f, m in errors])
         row, created = await catalog.put_type(conn, key, fields)
-    herald.catalog.invalidate()  # committed: the next trigger here reads the type anew
+    herald.cache_changed("catalog")  # committed: the next trigger here reads it anew, elsewhere once told
     if created:
         response.status_code = 201
     return type_view(row)
@@ -99,7 +99,7 @@ async def delete_type(key: TypeKey, herald: HeraldDep, _: AdminKey) -> Response:
     async with herald.db.write() as conn:
         if not await catalog.delete_type(conn, key):
             raise NotFound("notification type")
-    herald.catalog.invalidate()
+    herald.cache_changed("catalog")
     return Response(status_code=204)
 
 
@@ -144,7 +144,7 @@ async def put_template(
         if await catalog.get_type(conn, key) is None:
             raise NotFound("notification type")
         saved = await catalog.put_template(conn, key, channel, locale or herald.settings.default_locale, fields)
-    herald.catalog.invalidate()
+    herald.cache_changed("catalog")
     return saved | {"updated_at": saved["updated_at"].isoformat()}
 
 
@@ -159,7 +159,7 @@ async def delete_template(
     async with herald.db.write() as conn:
         if not await catalog.delete_template(conn, key, channel, locale or herald.settings.default_locale):
             raise NotFound("template")
-    herald.catalog.invalidate()
+    herald.cache_changed("catalog")
     return Response(status_code=204)
 
 

@@ -3,12 +3,12 @@
 Every trigger needs its type and the type's templates; reading them costs two statements per
 trigger, for data an admin changes a few times a day. The cache keeps one entry per type:
 
-- ``invalidate()`` drops everything. It is the single entry point for "the catalog changed": this
-  process calls it after every committed change of a type or template, and a cross-process
-  backplane may call it on a change elsewhere.
-- Entries expire ``ttl`` seconds after their read *began*, so a change made by another process is
-  seen within ``ttl`` whatever the read's duration (the bound until the backplane carries
-  invalidations).
+- ``invalidate()`` drops everything. It is the single entry point for "the catalog changed": every
+  committed change of a type or template goes through ``Herald.cache_changed("catalog")``, which
+  calls it here at once and, over the realtime backplane (the path the announcement cache takes),
+  in every other process within moments (engine/streams.py handles the ``invalidate`` message).
+- Entries expire ``ttl`` seconds after their read *began*, so even a lost backplane message (Redis
+  away) leaves another process on the old type for at most ``ttl``, whatever the read's duration.
 - A read that was running when ``invalidate()`` was called does not store its (possibly old)
   result: the generation it started under is gone.
 - Unknown types are not cached: a caller sending a bad key cannot grow the cache, and the type
