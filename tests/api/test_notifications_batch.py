@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from herald.api.notifications import entry_request_hash
@@ -75,7 +77,17 @@ async def test_an_invalid_entry_never_stops_the_others(harness: Harness, inbox_t
     out = results(await batch(harness, entries))
     assert [x["status"] for x in out] == [202, 422, 422, 422, 422, 422, 422, 202]
     fields = [[e["field"] for e in x["error"]["errors"]] if x["error"] else None for x in out]
-    assert fields == [None, ["type"], ["data.amount"], ["bogus"], ["body"], ["data.amount"], ["to"], None]
+    assert fields == [
+        None,
+        ["notifications.1.type"],
+        ["notifications.2.data.amount"],
+        ["notifications.3.bogus"],
+        ["notifications.4"],  # not an object: the entry itself
+        ["notifications.5.data.amount"],
+        ["notifications.6.to"],
+        None,
+    ]
+    assert out[6]["error"]["detail"] == "notifications.6.to: must name at least one recipient"
     assert all(x["id"] is None for x in out if x["status"] == 422)
     assert await count(harness, notifications) == 2
     assert await titles(harness, "alice") == ["充值成功", "充值成功"]
@@ -102,16 +114,22 @@ async def test_an_invalid_entry_never_stops_the_others(harness: Harness, inbox_t
     ],
 )  # fmt: skip
 async def test_an_entrys_error_is_the_single_triggers_answer(harness: Harness, inbox_type: str, entry: Any) -> None:
+    """The same problem, its fields named where they are in the batch (``to`` of entry 1: ``notifications.1.to``)."""
     single = await harness.client.post(
         "/v1/notifications",
         content=json.dumps(entry).encode(),
         headers={**harness.sender(), "Content-Type": "application/json"},
     )
     assert single.status_code == 422, single.text
-    (out,) = results(await batch(harness, [entry]))
-    assert out["status"] == 422
-    assert out["error"] == single.json()
-    assert await count(harness, notifications) == 0
+    good = {"type": inbox_type, "to": ["u0"], "data": {"amount": "1"}}
+    out = results(await batch(harness, [good, entry]))
+    assert [x["status"] for x in out] == [202, 422]
+    expected = single.json()
+    for e in expected["errors"]:
+        e["field"] = "notifications.1" if e["field"] == "body" else f"notifications.1.{e['field']}"
+    expected["detail"] = "; ".join(f"{e['field']}: {e['message']}" for e in expected["errors"])
+    assert out[1]["error"] == expected
+    assert await count(harness, notifications) == 1
 
 
 async def test_whole_request_errors_name_the_field(harness: Harness) -> None:
@@ -230,7 +248,10 @@ async def test_a_key_with_another_body_is_409(harness: Harness, inbox_type: str)
     assert out["status"] == 409 and out["id"] is None
     assert out["error"]["status"] == 409
     assert out["error"]["errors"] == [
-        {"field": "idempotency_key", "message": "this idempotency_key was used with a different request body"}
+        {
+            "field": "notifications.0.idempotency_key",
+            "message": "this idempotency_key was used with a different request body",
+        }
     ]
     # the same JSON with its members in another order is the same entry
     reordered = {"data": {"amount": "1"}, "idempotency_key": "k", "to": ["u1"], "type": inbox_type}
@@ -271,7 +292,7 @@ async def test_a_recorded_key_is_answered_before_the_entry_is_checked_again(harn
     (again,) = results(await batch(harness, [entry]))
     assert again["status"] == 202 and again["replayed"] is True and again["id"] == first["id"]
     (other,) = results(await batch(harness, [{**entry, "idempotency_key": "k2"}]))
-    assert other["status"] == 422 and other["error"]["errors"][0]["field"] == "type"
+    assert other["status"] == 422 and other["error"]["errors"][0]["field"] == "notifications.0.type"
 
 
 async def test_bad_keys_are_422_naming_the_field(harness: Harness, inbox_type: str) -> None:
@@ -279,7 +300,9 @@ async def test_bad_keys_are_422_naming_the_field(harness: Harness, inbox_type: s
     keys: list[object] = ["", "k" * 256, 5, "k" * 255]
     out = results(await batch(harness, [{**good, "idempotency_key": k} for k in keys]))
     assert [x["status"] for x in out] == [422, 422, 422, 202]
-    assert all(x["error"]["errors"][0]["field"] == "idempotency_key" for x in out[:3])
+    assert [x["error"]["errors"][0]["field"] for x in out[:3]] == [
+        f"notifications.{i}.idempotency_key" for i in range(3)
+    ]
 
 
 async def test_keys_are_scoped_per_api_key_and_apart_from_the_header(harness: Harness, inbox_type: str) -> None:
@@ -321,3 +344,128 @@ async def test_a_key_still_in_flight_is_409(harness: Harness, inbox_type: str) -
 async def _send_key_id(h: Harness) -> str:
     r = await h.client.get("/v1/api-keys", headers=h.admin())
     return next(k["id"] for k in r.json()["items"] if k["name"] == "sender")  # type: ignore[no-any-return]
+
+
+# -- absurd input ----------------------------------------------------------------------------
+
+
+async def test_lone_surrogates_are_named_where_they_are(harness: Harness, inbox_type: str) -> None:
+    good = {"type": inbox_type, "to": ["u1"], "data": {"amount": "1"}}
+    entries = [
+        good,
+        {**good, "type": "\ud800"},
+        {**good, "to": ["u\udfff"]},
+        {**good, "idempotency_key": "k\ud800"},
+        {**good, "to": [{"id": "u2", "name": "\ud83d"}]},
+        {**good, "\ud800": 1},
+    ]
+    out = results(await batch(harness, entries))
+    assert [x["status"] for x in out] == [202, 422, 422, 422, 422, 422]
+    fields = [x["error"]["errors"][0]["field"] for x in out[1:]]
+    assert fields[:4] == [
+        "notifications.1.type",
+        "notifications.2.to.0",
+        "notifications.3.idempotency_key",
+        "notifications.4.to.0.name",
+    ]
+    assert fields[4].startswith("notifications.5")
+    json.dumps(out, ensure_ascii=False).encode()  # every answer is valid UTF-8: no surrogate echoed back
+    assert await count(harness, notifications) == 1
+    # in the batch's own members: the whole request, naming the member
+    body = b'{"notifications": [], "\\ud800": 1}'
+    r = await harness.client.post(BATCH, content=body, headers={**harness.sender(), "Content-Type": "application/json"})
+    assert r.status_code in (400, 422) and r.headers["content-type"] == "application/problem+json", r.text
+    r.json()
+
+
+async def test_entries_are_committed_together_or_not_at_all(
+    harness: Harness, inbox_type: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from herald.engine import trigger as trigger_engine
+
+    entries = [
+        {"type": inbox_type, "to": [f"u{i}"], "data": {"amount": str(i)}, "idempotency_key": f"k{i}"} for i in range(5)
+    ]
+    real = trigger_engine.delivery_store.insert_deliveries
+
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise OSError("the database went away mid-batch")
+
+    await harness.put_type(
+        "mail", ["inapp", "email"], {"inapp": {"title": "Hi"}, "email": {"title": "Hi", "body": "b"}}
+    )
+    entries.append({"type": "mail", "to": ["u9"], "idempotency_key": "k9"})  # its delivery row is written last
+    monkeypatch.setattr(trigger_engine.delivery_store, "insert_deliveries", broken)
+    r = await batch(harness, entries)
+    assert r.status_code == 500 and r.headers["content-type"] == "application/problem+json", r.text
+    assert await count(harness, notifications) == 0
+    assert await count(harness, inbox_items) == 0
+    assert await count(harness, idempotency_keys) == 0  # no key is burnt: the retry is a first try
+    monkeypatch.setattr(trigger_engine.delivery_store, "insert_deliveries", real)
+    out = results(await batch(harness, entries))
+    assert [(x["status"], x["replayed"]) for x in out] == [(202, False)] * 6
+    assert await count(harness, notifications) == 6
+
+
+@pytest.mark.parametrize("share", [True, False])
+async def test_concurrent_batches_sharing_keys_accept_each_key_once(
+    harness: Harness, inbox_type: str, share: bool
+) -> None:
+    import asyncio
+
+    def entries(offset: int) -> list[dict[str, Any]]:
+        base = 0 if share else offset
+        return [
+            {"type": inbox_type, "to": [f"u{i}"], "data": {"amount": str(i)}, "idempotency_key": f"key-{base + i}"}
+            for i in range(50)
+        ]
+
+    answers = await asyncio.gather(*(batch(harness, entries(100 * n)) for n in range(4)))
+    outs = [results(r) for r in answers]
+    assert all(x["status"] == 202 for out in outs for x in out)
+    fresh = sum(not x["replayed"] for out in outs for x in out)
+    assert fresh == (50 if share else 200)
+    assert await count(harness, notifications) == fresh
+    if share:  # every batch answers each key with the one id it was accepted under
+        assert all([x["id"] for x in out] == [x["id"] for x in outs[0]] for out in outs)
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=6),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3),
+    max_leaves=8,
+)
+_entries = st.lists(
+    st.one_of(
+        st.fixed_dictionaries(
+            {"type": st.just("recharge.succeeded"), "to": st.just(["u1"]), "data": st.just({"amount": "1"})},
+            optional={"idempotency_key": st.sampled_from(["a", "b", "", 7]), "channels": _json, "send_at": _json},
+        ),
+        st.dictionaries(st.sampled_from(["type", "to", "data", "audience", "idempotency_key", "x"]), _json, max_size=4),
+        _json,
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(entries=_entries)
+async def test_any_list_of_entries_is_answered_entry_by_entry(
+    harness: Harness, inbox_type: str, entries: list[Any]
+) -> None:
+    before = await count(harness, notifications)
+    out = results(await batch(harness, entries))
+    assert len(out) == len(entries)
+    for i, x in enumerate(out):
+        assert x["status"] in (202, 409, 422), x
+        assert (x["error"] is None) == (x["status"] == 202) and (x["id"] is not None) == (x["status"] == 202)
+        if x["error"] is not None:
+            assert x["error"]["status"] == x["status"] and x["error"]["detail"]
+            assert all(
+                e["field"] == f"notifications.{i}" or e["field"].startswith(f"notifications.{i}.")
+                for e in x["error"].get("errors", [])
+            ), x
+    fresh = [x["id"] for x in out if x["status"] == 202 and not x["replayed"]]
+    assert len(set(fresh)) == len(fresh)
+    assert await count(harness, notifications) - before == len(fresh)

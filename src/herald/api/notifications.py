@@ -103,23 +103,37 @@ _IN_FLIGHT = "a request with this idempotency_key is still being processed; retr
 _UNREADABLE = "the first response to this idempotency_key cannot be read back: was HERALD_SECRET_KEY changed?"
 
 
+def _at(index: int, field: str) -> str:
+    """Where an entry's field is in the batch body: ``to`` of the fourth entry is ``notifications.3.to``."""
+    return f"notifications.{index}" if field == "body" else f"notifications.{index}.{field}"
+
+
 def _problem(
-    status: int, detail: str, *, title: str | None = None, errors: list[tuple[str, str]] | None = None
+    index: int,
+    status: int,
+    detail: str | None = None,
+    *,
+    title: str | None = None,
+    errors: list[tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """A problem+json object as ``problems.problem`` sends it, for one entry of a batch."""
+    """A problem+json object as ``problems.problem`` sends it, for entry ``index`` of a batch: its
+    fields named where they are in the batch body, the detail (unless given) listing them."""
+    named = [(_at(index, f), m) for f, m in errors] if errors is not None else None
+    if detail is None:
+        detail = "; ".join(f"{f}: {m}" for f, m in named or ())
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": title or _TITLES[status],
         "status": status,
         "detail": printable(detail),
     }
-    if errors is not None:
-        body["errors"] = [{"field": printable(f), "message": printable(m)} for f, m in errors]
+    if named is not None:
+        body["errors"] = [{"field": printable(f), "message": printable(m)} for f, m in named]
     return body
 
 
-def _invalid(exc: Invalid) -> dict[str, Any]:
-    return _problem(exc.status, str(exc), title=exc.title, errors=exc.errors)
+def _invalid(index: int, exc: Invalid) -> dict[str, Any]:
+    return _problem(index, exc.status, title=exc.title, errors=exc.errors)
 
 
 class _EntrySchemaError(Exception):
@@ -227,11 +241,10 @@ async def trigger_batch(herald: HeraldDep, key: SendKey, request: Request) -> Re
         try:
             req, idem_key, request_hash = _entry(raw)
         except Invalid as exc:
-            results[i] = _result(i, exc.status, error=_invalid(exc))
+            results[i] = _result(i, exc.status, error=_invalid(i, exc))
             continue
         except _EntrySchemaError as exc:
-            detail = "; ".join(f"{f}: {m}" for f, m in exc.errors)
-            results[i] = _result(i, 422, error=_problem(422, detail, errors=exc.errors))
+            results[i] = _result(i, 422, error=_problem(i, 422, errors=exc.errors))
             continue
         reqs.append(req)
         positions.append(i)
@@ -285,7 +298,7 @@ async def _settle(
     for i, outcome in prepared.items():
         if i not in keys:
             if isinstance(outcome, Invalid):
-                results[i] = _result(i, outcome.status, error=_invalid(outcome))
+                results[i] = _result(i, outcome.status, error=_invalid(i, outcome))
             else:
                 results[i] = _result(i, 202, accepted=answers[i])
                 to_write.append(outcome)
@@ -299,20 +312,20 @@ async def _settle(
             to_write.append(outcome)
             state[idem_key] = KeyRow(request_hash, "done", 202, sealed[i])
         elif isinstance(outcome, Invalid):
-            results[i] = _result(i, outcome.status, error=_invalid(outcome))
+            results[i] = _result(i, outcome.status, error=_invalid(i, outcome))
         else:  # its key's row went away between two statements: as the single trigger, retry later
-            results[i] = _result(i, 409, error=_problem(409, _IN_FLIGHT))
+            results[i] = _result(i, 409, error=_problem(i, 409, _IN_FLIGHT))
     return to_write
 
 
 def _recorded(herald: Herald, index: int, row: KeyRow, request_hash: str) -> dict[str, Any]:
     if row.request_hash != request_hash:
-        return _result(index, 409, error=_problem(409, _MISMATCH, errors=[("idempotency_key", _MISMATCH)]))
+        return _result(index, 409, error=_problem(index, 409, _MISMATCH, errors=[("idempotency_key", _MISMATCH)]))
     if row.state == "in_flight":
-        return _result(index, 409, error=_problem(409, _IN_FLIGHT))
+        return _result(index, 409, error=_problem(index, 409, _IN_FLIGHT))
     replayed = open_response(herald.secret_key, row.body) if row.body else None
     if replayed is None:
-        return _result(index, 409, error=_problem(409, _UNREADABLE))
+        return _result(index, 409, error=_problem(index, 409, _UNREADABLE))
     return _result(index, row.status or 202, accepted=json.loads(replayed), replayed=True)
 
 
