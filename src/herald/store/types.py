@@ -6,9 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -38,7 +37,24 @@ class UTCDateTime(TypeDecorator[datetime]):
         return moment.astimezone(UTC)
 
 
-JSONType = JSON().with_variant(JSONB(), "postgresql")
+class PortableJSON(TypeDecorator[Any]):
+    """JSON on SQLite, JSONB on PostgreSQL (what ``JSON().with_variant(JSONB(), "postgresql")``
+    gives), without importing SQLAlchemy's PostgreSQL dialect (~2.4 MiB) on SQLite: it is loaded
+    when a PostgreSQL connection first needs the type (and the asyncpg dialect has loaded it then)."""
+
+    impl = JSON
+    cache_ok = True
+    should_evaluate_none = True  # as JSON(): a Python None is stored as JSON null, not SQL NULL
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(JSON())
+
+
+JSONType = PortableJSON()
 
 
 def utcnow() -> datetime:
