@@ -87,3 +87,26 @@ async def test_a_new_or_older_database_is_brought_to_the_head(tmp_path: Path) ->
         assert stamped == [head_revision()]
     finally:
         await engine.dispose()
+
+
+async def test_the_queues_are_vacuumed_after_a_fixed_number_of_changes(database_url: str) -> None:
+    """Migration 0008: on PostgreSQL, deliveries and jobs carry their own autovacuum settings (a
+    fixed threshold, no scale factor, no cost delay); SQLite has no such thing and is left alone."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            if conn.dialect.name != "postgresql":
+                assert await is_current(engine)  # 0008 ran there too, as a no-op
+                return
+            rows = await conn.execute(
+                text("SELECT relname, reloptions FROM pg_class WHERE relname IN ('deliveries', 'jobs')")
+            )
+            options = {name: dict(o.split("=", 1) for o in opts or []) for name, opts in rows}
+    finally:
+        await engine.dispose()
+    assert set(options) == {"deliveries", "jobs"}
+    for table, got in options.items():
+        assert got.get("autovacuum_vacuum_scale_factor") == "0", table
+        assert got.get("autovacuum_analyze_scale_factor") == "0", table
+        assert got.get("autovacuum_vacuum_cost_delay") == "0", table
+        assert int(got["autovacuum_vacuum_threshold"]) > 0, table

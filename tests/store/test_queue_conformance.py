@@ -17,16 +17,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from herald.core.enums import DeliveryStatus
 from herald.core.ids import new_id
 from herald.core.outcomes import Outcome
 from herald.store.db import Database
 from herald.store.deliveries import (
+    _PG_SETTLE,
+    Settlement,
     claim_due_deliveries,
     insert_deliveries,
     release_deliveries,
+    settle_deliveries,
     settle_delivery,
 )
 from herald.store.jobs import claim_due_jobs, enqueue_job, finish_job, retry_job, save_job_progress
@@ -328,6 +331,90 @@ async def test_the_owner_settles_within_its_lease(db: Database) -> None:
     assert await settle(db, retried_again, Outcome.sent(), owner="w2", now=retry_at)
     [again] = await claim(db, "w2", now=deferred_to)
     assert (again.id, again.attempts) == (deferred_id, 1)
+
+
+MIXED = [
+    Outcome.sent("m1"),
+    Outcome.retry(T0 + timedelta(minutes=2), "HTTP 503", code="503"),
+    Outcome.deferred(T0 + timedelta(minutes=3), "budget spent"),
+    Outcome.failed("HTTP 400", code="400"),
+    Outcome.skipped("no address"),
+    Outcome.sent(),
+]
+
+
+def _comparable(state: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in state.items() if k != "id"}
+
+
+async def test_a_batch_is_settled_as_each_alone_would_be(db: Database) -> None:
+    """``settle_deliveries`` (one statement on PostgreSQL) leaves every row and attempt log as the
+    same outcomes settled one by one do, a stolen lease in the middle of the batch included."""
+    alone_ids = await add_deliveries(db, [delivery_row(user_id=f"a{i}") for i in range(len(MIXED) + 1)])
+    batch_ids = await add_deliveries(db, [delivery_row(user_id=f"b{i}") for i in range(len(MIXED) + 1)])
+    claimed = {d.id: d for d in await claim(db, "w")}
+    later = T0 + LEASE + timedelta(seconds=1)
+    async with db.write() as conn:  # the last row of each set: its lease ran out, another worker has it
+        for ids in (alone_ids, batch_ids):
+            await conn.execute(
+                deliveries.update()
+                .where(deliveries.c.id == ids[-1])
+                .values(lease_owner="thief", lease_until=later + LEASE, next_attempt_at=later + LEASE)
+            )
+    outcomes = [*MIXED, Outcome.sent("not mine")]
+    now = T0 + timedelta(seconds=5)
+
+    alone = [await settle(db, claimed[i], o, owner="w", now=now) for i, o in zip(alone_ids, outcomes, strict=True)]
+    async with db.write() as conn:
+        together = await settle_deliveries(
+            conn, [Settlement(claimed[i], o, now) for i, o in zip(batch_ids, outcomes, strict=True)], owner="w", now=now
+        )
+    assert alone == together == [True] * len(MIXED) + [False]
+    for a, b in zip(alone_ids, batch_ids, strict=True):
+        state_a, state_b = await delivery_state(db, a), await delivery_state(db, b)
+        assert _comparable(state_a) == _comparable(state_b) | {"user_id": state_a["user_id"]}
+        log_a = [{k: v for k, v in r.items() if k not in ("id", "delivery_id")} for r in await attempt_log(db, a)]
+        log_b = [{k: v for k, v in r.items() if k not in ("id", "delivery_id")} for r in await attempt_log(db, b)]
+        assert log_a == log_b
+    assert (await delivery_state(db, batch_ids[-1]))["lease_owner"] == "thief"
+
+
+async def test_two_outcomes_for_one_row_in_a_batch_settle_in_order(db: Database) -> None:
+    """A worker that claimed a row again after its own lease ran out may hand the settler two
+    outcomes for it: the first is recorded, the second finds the row settled and changes nothing."""
+    [delivery_id] = await add_deliveries(db, [delivery_row()])
+    [first] = await claim(db, "w")
+    [second] = await claim(db, "w", now=T0 + LEASE + timedelta(seconds=1))
+    now = T0 + LEASE + timedelta(seconds=2)
+    async with db.write() as conn:
+        kept = await settle_deliveries(
+            conn,
+            [Settlement(second, Outcome.sent("m2"), now), Settlement(first, Outcome.failed("late"), now)],
+            owner="w",
+            now=now,
+        )
+    assert kept == [True, False]
+    state = await delivery_state(db, delivery_id)
+    assert (state["status"], state["provider_message_id"], state["attempts"]) == ("sent", "m2", 2)
+    assert [(a["attempt"], a["outcome"]) for a in await attempt_log(db, delivery_id)] == [(2, "sent")]
+
+
+async def test_settling_finds_its_rows_by_primary_key(db: Database) -> None:
+    """PostgreSQL: the settle never walks the claim's partial index (every live and dead entry of
+    the queue) to find a batch, whatever the statistics say."""
+    async with db.write() as conn:
+        if conn.dialect.name != "postgresql":
+            return  # SQLite settles row by row by primary key
+    await add_deliveries(db, [delivery_row(user_id=f"u{i}") for i in range(2000)])
+    batch = await claim(db, "w", limit=32)
+    now = T0 + timedelta(seconds=5)
+    rows = [{"id": d.id, "status": "sent", "undo": 0, "attempt": d.attempts, "label": "sent"} for d in batch]
+    async with db.write() as conn:
+        plan = await conn.execute(
+            text("EXPLAIN " + _PG_SETTLE.text), {"rows": json.dumps(rows), "owner": "w", "now": now}
+        )
+        lines = [r[0] for r in plan]
+    assert not any("ix_deliveries_due" in line for line in lines), "\n".join(lines)
 
 
 # -- deliveries: order ----------------------------------------------------------------------------

@@ -131,7 +131,13 @@ def _settle_row(item: Settlement) -> dict[str, Any]:
 
 _PG_SETTLE = text(
     """
-    WITH settled AS (
+    WITH v AS MATERIALIZED (
+        SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
+            id text, status text, next_attempt_at timestamptz, set_reason boolean, reason text,
+            set_error boolean, last_error text, provider_message_id text, account text, undo int,
+            attempt int, started_at timestamptz, label text, code text, error text
+        )
+    ), settled AS (
         UPDATE deliveries AS d SET
             status = v.status,
             lease_owner = NULL,
@@ -143,12 +149,9 @@ _PG_SETTLE = text(
             provider_message_id = COALESCE(v.provider_message_id, d.provider_message_id),
             account = COALESCE(v.account, d.account),
             attempts = d.attempts - v.undo
-        FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(
-            id text, status text, next_attempt_at timestamptz, set_reason boolean, reason text,
-            set_error boolean, last_error text, provider_message_id text, account text, undo int,
-            attempt int, started_at timestamptz, label text, code text, error text
-        )
-        WHERE d.id = v.id AND d.lease_owner = :owner AND d.status = 'sending'
+        FROM v
+        WHERE d.id = ANY(ARRAY(SELECT id FROM v)) AND d.id = v.id AND d.lease_owner = :owner
+          AND (d.status = 'sending') IS TRUE
         RETURNING d.id, v.attempt, v.started_at, v.label, v.account, v.code, v.error
     ), logged AS (
         INSERT INTO delivery_attempts (delivery_id, attempt, worker, started_at, finished_at, outcome,
@@ -162,7 +165,15 @@ _PG_SETTLE = text(
 )
 """The batch travels as one JSON array (typed by ``jsonb_to_recordset``): one text parameter,
 where arrays of timestamps, booleans and integers would each cost asyncpg a type introspection
-query on every new connection."""
+query on every new connection. It is parsed once (the MATERIALIZED ``v``), not once per row.
+
+The rows are found by primary key (``d.id = ANY(…)``), and the status test is written
+``(… = 'sending') IS TRUE`` on purpose: from a plain ``status = 'sending'`` the planner proves the
+partial due index's predicate and, with a queue's statistics always stale (the rows change faster
+than ANALYZE runs), may then take a bitmap scan of that whole index, every live and dead entry, to
+find a batch's rows: 6,018 index tuples for a batch of 32 in one trial, the bulk of what
+bench/worker.py counted as "claim index" tuples. ``IS TRUE`` keeps the same meaning (NULL is never
+'sending') and leaves the primary key as the only way in."""
 
 
 def _json_value(value: Any) -> Any:
@@ -258,7 +269,11 @@ async def release_deliveries(conn: AsyncConnection, ids: Sequence[str], *, owner
         return 0
     result = await conn.execute(
         update(deliveries)
-        .where(deliveries.c.id.in_(list(ids)), deliveries.c.lease_owner == owner, deliveries.c.status == "sending")
+        .where(
+            deliveries.c.id.in_(list(ids)),
+            deliveries.c.lease_owner == owner,
+            (deliveries.c.status == "sending").is_(True),  # by primary key only (see _PG_SETTLE)
+        )
         .values(
             status="pending",
             lease_owner=None,
