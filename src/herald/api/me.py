@@ -12,6 +12,7 @@ from herald.api.limits import refuse_nul_in_url
 from herald.api.openapi import BannerList, InboxCounts, InboxItemOut, InboxPage, ReadAllOut, documented
 from herald.api.schemas import ReadAllIn, StatusFilter
 from herald.api.views import inbox_item_view
+from herald.core import rawjson
 from herald.core.enums import Category
 from herald.engine import inbox
 
@@ -28,7 +29,7 @@ async def list_inbox(
     archived: bool = False,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
-) -> JSONResponse:
+) -> Response:
     page = await inbox.feed(
         herald,
         user_id,
@@ -38,8 +39,14 @@ async def list_inbox(
         cursor=cursor,
         limit=limit,
     )
-    # The views are JSON already: a JSONResponse skips FastAPI's jsonable_encoder walk (the hot path).
-    return JSONResponse({"items": [inbox_item_view(i) for i in page.items], "next_cursor": page.next_cursor})
+    return inbox_page_response(page)
+
+
+def inbox_page_response(page: inbox.Page) -> Response:
+    """The views are JSON already and stored JSON columns pass through as they are (``core.rawjson``):
+    no jsonable_encoder walk, no decode and re-encode (the hot path)."""
+    items = [inbox_item_view(i) for i in page.items]
+    return Response(rawjson.dumps({"items": items, "next_cursor": page.next_cursor}), media_type="application/json")
 
 
 @router.get("/inbox/counts", **documented(InboxCounts))

@@ -94,19 +94,28 @@ async def feed(
             anns = await _user_announcements(herald, conn, user_id, now)
             if before is not None:
                 anns = [a for a in anns if (a["feed_at"], a["id"]) < before]
+            if len(items) > limit:
+                # the page is full of private items down to this key: an older announcement cannot make it
+                floor = (items[-1]["created_at"], items[-1]["id"])
+                anns = [a for a in anns if (a["feed_at"], a["id"]) > floor]
             if anns:
                 marks = await ann_store.marks_for(conn, user_id, [a["id"] for a in anns])
-                for a in anns:
-                    item = announcement_item(a, marks.get(a["id"]))
-                    if marks.get(a["id"], {}).get("deleted_at"):
+                taken = 0
+                for a in sorted(anns, key=lambda a: (a["feed_at"], a["id"]), reverse=True):
+                    if taken > limit:  # newest first: limit + 1 of them are all a page can use
+                        break
+                    mark = marks.get(a["id"])
+                    if mark is not None:
+                        if mark["deleted_at"] or (mark["archived_at"] is not None) != archived:
+                            continue
+                        if status == "unread" and mark["read_at"] is not None:
+                            continue
+                    elif archived:
                         continue
-                    if (item["archived_at"] is not None) != archived:
+                    if status == "read" and (mark is None or mark["read_at"] is None):
                         continue
-                    if status == "unread" and item["read_at"] is not None:
-                        continue
-                    if status == "read" and item["read_at"] is None:
-                        continue
-                    items.append(item)
+                    items.append(announcement_item(a, mark))
+                    taken += 1
     items.sort(key=lambda i: (i["created_at"], i["id"]), reverse=True)
     page = items[:limit]
     next_cursor = encode_cursor(page[-1]["created_at"], page[-1]["id"]) if len(items) > limit else None
@@ -115,20 +124,17 @@ async def feed(
 
 async def counts(herald: Herald, user_id: str) -> dict[str, Any]:
     now = utcnow()
-    unseen = 0
     async with herald.db.read() as conn:
-        by_category = await inbox_store.unread_counts(conn, user_id, now=now)
-        if by_category:  # unseen items are unread ones: none unread, none unseen
-            unseen = sum((await inbox_store.unseen_counts(conn, user_id, now=now)).values())
+        private = await inbox_store.unread_and_unseen(conn, user_id, now=now)
+        by_category = {category: n for category, (n, _) in private.items()}
+        unseen = sum(u for _, u in private.values())
         anns = await _user_announcements(herald, conn, user_id, now)
         if anns:
             marks = await ann_store.marks_for(conn, user_id, [a["id"] for a in anns])
             unread = sum(
                 1
                 for a in anns
-                if not (m := marks.get(a["id"], {})).get("read_at")
-                and not m.get("archived_at")
-                and not m.get("deleted_at")
+                if not (m := marks.get(a["id"])) or not (m["read_at"] or m["archived_at"] or m["deleted_at"])
             )
             if unread:
                 by_category[ANNOUNCEMENT] = by_category.get(ANNOUNCEMENT, 0) + unread

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, or_, select, tuple_, update
+from sqlalchemy import delete, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from herald.store import raw
 from herald.store.dialect import upsert
 from herald.store.tables import announcement_marks, announcements
 
@@ -51,18 +53,37 @@ async def live_announcements(conn: AsyncConnection, now: datetime) -> list[dict[
     return [dict(r) for r in (await conn.execute(query)).mappings()]
 
 
-_MARKS_FOR = select(announcement_marks).where(
-    announcement_marks.c.user_id == bindparam("user_id"),
-    announcement_marks.c.announcement_id.in_(bindparam("ids", expanding=True)),
-)
+_MARK_COLUMNS = ("announcement_id", "read_at", "seen_at", "archived_at", "deleted_at")
+_MARKS_FOR = {
+    # one statement text whatever the number of ids: prepared once per connection (store.raw)
+    True: "SELECT announcement_id, read_at, seen_at, archived_at, deleted_at FROM announcement_marks "
+    "WHERE user_id = $1 AND announcement_id = ANY(CAST($2 AS text[]))",
+    False: "SELECT announcement_id, read_at, seen_at, archived_at, deleted_at FROM announcement_marks "
+    "WHERE user_id = ? AND announcement_id IN (SELECT value FROM json_each(?))",
+}
+
+
+def _mark_time(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 async def marks_for(conn: AsyncConnection, user_id: str, ann_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """This user's marks on these announcements (every inbox read asks: the statement is built once)."""
+    """This user's marks on these announcements (every inbox read asks), keyed by announcement id:
+    ``{"read_at", "seen_at", "archived_at", "deleted_at"}``, aware datetimes or None."""
     if not ann_ids:
         return {}
-    rows = await conn.execute(_MARKS_FOR, {"user_id": user_id, "ids": list(ann_ids)})
-    return {r["announcement_id"]: dict(r) for r in rows.mappings()}
+    postgres = conn.dialect.name == "postgresql"
+    ids: Any = list(ann_ids) if postgres else json.dumps(list(ann_ids))
+    out: dict[str, dict[str, Any]] = {}
+    for row in await raw.fetch(conn, _MARKS_FOR[postgres], [user_id, ids]):
+        out[row[0]] = {
+            "user_id": user_id,
+            "announcement_id": row[0],
+            **{name: _mark_time(value) for name, value in zip(_MARK_COLUMNS[1:], row[1:], strict=True)},
+        }
+    return out
 
 
 async def set_marks(conn: AsyncConnection, user_id: str, ann_ids: Sequence[str], values: dict[str, Any]) -> None:

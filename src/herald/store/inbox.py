@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select, text, tuple_, update
+from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from herald.core.rawjson import stored_json
+from herald.store import raw
 from herald.store.tables import inbox_items
 from herald.store.types import UTCDateTime
 
@@ -29,25 +31,43 @@ def _visible() -> Any:
     )
 
 
+_JSON_COLUMNS = frozenset({"data", "actor", "target", "actions"})
+_TIME_COLUMNS = frozenset({"read_at", "seen_at", "archived_at", "created_at", "expires_at"})
+FEED_COLUMNS = tuple(c.name for c in ITEM_COLUMNS)
+
+
+def sqlite_time(moment: datetime) -> str:
+    """A UTC instant as ``UTCDateTime`` stores it on SQLite (naive, microseconds): for raw statements."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _read_time(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value  # asyncpg: timestamptz comes back aware, in UTC
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
 @lru_cache(maxsize=64)
-def _feed_query(status: str, by_category: bool, archived: bool, after_cursor: bool) -> Any:
-    """The feed statement for one combination of filters, built once: the inbox is the hottest
-    read path, and building SQLAlchemy expressions costs more than running the indexed query."""
-    query = select(*ITEM_COLUMNS).where(_visible())
-    query = query.where(inbox_items.c.archived_at.isnot(None) if archived else inbox_items.c.archived_at.is_(None))
+def _feed_sql(postgres: bool, status: str, by_category: bool, archived: bool, after_cursor: bool) -> str:
+    """The feed statement for one combination of filters, as text for the driver: the inbox is the
+    hottest read path (``store.raw``). JSON columns come back as text, passed through (``core.rawjson``)."""
+    params = iter(f"${n}" for n in range(1, 8)) if postgres else iter(["?"] * 7)
+    columns = ", ".join(f"{c}::text" if postgres and c in _JSON_COLUMNS else c for c in FEED_COLUMNS)
+    where = [f"user_id = {next(params)}", f"(expires_at IS NULL OR expires_at > {next(params)})"]
+    where.append("archived_at IS NOT NULL" if archived else "archived_at IS NULL")
     if status == "unread":
-        query = query.where(inbox_items.c.read_at.is_(None))
+        where.append("read_at IS NULL")
     elif status == "read":
-        query = query.where(inbox_items.c.read_at.isnot(None))
+        where.append("read_at IS NOT NULL")
     if by_category:
-        query = query.where(inbox_items.c.category == bindparam("category"))
+        where.append(f"category = {next(params)}")
     if after_cursor:
         # a row-value comparison, so the index range scan starts at the cursor
-        query = query.where(
-            tuple_(inbox_items.c.created_at, inbox_items.c.id)
-            < tuple_(bindparam("before_at", type_=UTCDateTime), bindparam("before_id"))
-        )
-    return query.order_by(inbox_items.c.created_at.desc(), inbox_items.c.id.desc()).limit(bindparam("limit"))
+        where.append(f"(created_at, id) < ({next(params)}, {next(params)})")
+    return (
+        f"SELECT {columns} FROM inbox_items WHERE {' AND '.join(where)} "  # noqa: S608 (constants only)
+        f"ORDER BY created_at DESC, id DESC LIMIT {next(params)}"
+    )
 
 
 async def list_items(
@@ -61,12 +81,43 @@ async def list_items(
     before: tuple[datetime, str] | None = None,
     limit: int = 20,
 ) -> list[dict[str, Any]]:
-    """Newest first by (created_at, id), strictly before the cursor key."""
-    query = _feed_query(status, bool(category), archived, before is not None)
-    params: dict[str, Any] = {"user_id": user_id, "now": now, "limit": limit, "category": category}
+    """Newest first by (created_at, id), strictly before the cursor key. JSON columns are
+    ``core.rawjson.stored_json`` values: ``RawJSON`` for output with ``rawjson.dumps``."""
+    postgres = conn.dialect.name == "postgresql"
+    sql = _feed_sql(postgres, status, bool(category), archived, before is not None)
+    at: Any = (lambda t: t) if postgres else sqlite_time
+    args: list[Any] = [user_id, at(now)]
+    if category:
+        args.append(category)
     if before is not None:
-        params["before_at"], params["before_id"] = before
-    return [dict(r) for r in (await conn.execute(query, params)).mappings()]
+        args += [at(before[0]), before[1]]
+    args.append(limit)
+    out = []
+    for row in await raw.fetch(conn, sql, args):
+        item = dict(zip(FEED_COLUMNS, row, strict=True))
+        for column in _JSON_COLUMNS:
+            item[column] = stored_json(item[column])
+        for column in _TIME_COLUMNS:
+            item[column] = _read_time(item[column])
+        out.append(item)
+    return out
+
+
+_COUNTS_SQL = {
+    True: "SELECT category, count(*), count(*) FILTER (WHERE seen_at IS NULL) FROM inbox_items "
+    "WHERE user_id = $1 AND read_at IS NULL AND archived_at IS NULL AND (expires_at IS NULL OR expires_at > $2) "
+    "GROUP BY category",
+    False: "SELECT category, count(*), sum(CASE WHEN seen_at IS NULL THEN 1 ELSE 0 END) FROM inbox_items "
+    "WHERE user_id = ? AND read_at IS NULL AND archived_at IS NULL AND (expires_at IS NULL OR expires_at > ?) "
+    "GROUP BY category",
+}
+
+
+async def unread_and_unseen(conn: AsyncConnection, user_id: str, *, now: datetime) -> dict[str, tuple[int, int]]:
+    """``{category: (unread, unseen)}`` of one user in one statement (categories without an unread item absent)."""
+    postgres = conn.dialect.name == "postgresql"
+    rows = await raw.fetch(conn, _COUNTS_SQL[postgres], [user_id, now if postgres else sqlite_time(now)])
+    return {category: (int(n), int(unseen or 0)) for category, n, unseen in rows}
 
 
 @lru_cache(maxsize=1)
