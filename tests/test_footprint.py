@@ -19,7 +19,8 @@ import pytest
 from tests.conftest import PG_URL, SECRET
 
 # Imported on first use, never at start (on SQLite, without Redis): channel libraries, the crypto
-# behind secrets at rest and user tokens, Alembic, the PostgreSQL driver and dialect, metrics.
+# behind secrets at rest and user tokens, Alembic, the PostgreSQL driver and dialect, metrics, Jinja2
+# (the first template saved or rendered).
 LAZY = (
     "alembic",
     "apprise",
@@ -34,6 +35,9 @@ LAZY = (
     "asyncpg",
     "redis",
     "prometheus_client",
+    "jinja2",
+    "herald.core.template_engine",
+    "sqlalchemy.dialects.postgresql",
 )
 
 REPORT = """
@@ -69,7 +73,69 @@ def test_importing_the_app_loads_no_optional_library(tmp_path: Path) -> None:
 def test_the_report_sees_what_is_loaded(tmp_path: Path) -> None:
     """The check above could pass by looking in the wrong place: here it must see what it names."""
     done = run_python("import herald.app, httpx, alembic\n" + REPORT.format(lazy=LAZY), tmp_path)
-    assert loaded(done) == ["alembic", "httpx"]
+    assert loaded(done) == ["alembic", "httpx", "sqlalchemy.dialects.postgresql"]  # Alembic loads every dialect
+
+
+def test_the_first_template_loads_jinja2(tmp_path: Path) -> None:
+    """Deferred, not removed: the first check or render imports it, and works."""
+    code = """
+    from herald.core.templates import render_fields, validate_fields
+    validate_fields({"title": "Hi ${name}"})
+    assert render_fields({"title": "Hi ${name}"}, {"name": "Ann"}) == {"title": "Hi Ann"}
+    """
+    done = run_python(textwrap.dedent(code) + REPORT.format(lazy=LAZY), tmp_path)
+    assert loaded(done) == ["herald.core.template_engine", "jinja2"]
+
+
+@pytest.mark.parametrize("url", ["sqlite+aiosqlite:///:memory:", "postgresql+asyncpg://herald@127.0.0.1/herald"])
+def test_an_engine_gives_the_partial_indexes_their_where(url: str) -> None:
+    """tables.py names no dialect's option itself (``postgresql_where`` would load the PostgreSQL
+    dialect on SQLite): ``create_engine`` adds the option of the database it is for."""
+    from sqlalchemy.schema import CreateIndex
+
+    from herald.store.db import create_engine
+    from herald.store.tables import metadata
+
+    dialect = create_engine(url).dialect  # no connection is made
+    partial = {
+        index.name: str(CreateIndex(index).compile(dialect=dialect))
+        for table in metadata.sorted_tables
+        for index in table.indexes
+        if " WHERE " in str(CreateIndex(index).compile(dialect=dialect))
+    }
+    assert sorted(partial) == ["ix_deliveries_due", "ix_inbox_items_user_unread", "ix_jobs_due"]
+    assert partial["ix_jobs_due"].endswith("WHERE status IN ('pending', 'running')")
+
+
+async def test_the_partial_indexes_match_the_migrated_schema(database_url: str) -> None:
+    """The WHERE each partial index has in tables.py is the one the migrations created."""
+    from sqlalchemy import text
+    from sqlalchemy.schema import CreateIndex
+
+    from herald.store.db import create_engine
+    from herald.store.tables import metadata
+
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql LIKE '% WHERE %'"
+            else:
+                query = "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()"
+            stored = {name: ddl for name, ddl in (await conn.execute(text(query))).all() if " WHERE " in ddl}
+    finally:
+        await engine.dispose()
+    declared = {
+        index.name: str(CreateIndex(index).compile(dialect=engine.dialect))
+        for table in metadata.sorted_tables
+        for index in table.indexes
+        if index.name in stored
+    }
+    assert sorted(declared) == sorted(stored) == ["ix_deliveries_due", "ix_inbox_items_user_unread", "ix_jobs_due"]
+    for name, ddl in declared.items():
+        assert " WHERE " in ddl, name
+        if engine.dialect.name == "sqlite":  # PostgreSQL rewrites the clause it stores (= ANY (ARRAY[...]))
+            assert " ".join(ddl.split()) == " ".join(stored[name].split())
 
 
 SERVE_START = """
@@ -170,5 +236,6 @@ def test_a_failed_migration_stops_the_start_with_its_reason(tmp_path: Path) -> N
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_on_postgresql_a_current_schema_loads_no_alembic(tmp_path: Path, database_url: str) -> None:
     env = {"HERALD_DATABASE_URL": database_url, "HERALD_SECRET_KEY": SECRET}
-    done = run_python(SERVE_START + REPORT.format(lazy=("alembic", "apprise", "pywebpush", "httpx")), tmp_path, env)
+    lazy = ("alembic", "apprise", "pywebpush", "httpx", "jinja2")
+    done = run_python(SERVE_START + REPORT.format(lazy=lazy), tmp_path, env)
     assert loaded(done) == []

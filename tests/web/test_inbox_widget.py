@@ -93,21 +93,25 @@ def test_clicking_an_item_marks_it_read_and_the_badge_drops(live: LiveHerald, br
     bp.shot("one-read")
 
 
-def test_click_opens_the_action_url_and_never_a_javascript_url(live: LiveHerald, browser_page: Any) -> None:
+def test_click_opens_the_action_url_or_lets_the_page_route_it(live: LiveHerald, browser_page: Any) -> None:
     landing = live.serve_page("<!doctype html><title>landing</title><p id=landed>landed</p>")
     live.put_type("link.x", {"title": "${t}", "action_url": "${u}"})
-    live.notify("link.x", "alice", {"t": "evil", "u": "javascript:window.__pwned=1"})  # Herald stores it as given
+    # Herald refuses it (422); test_hostile_urls.py shows the widget's own guard, should one get through
+    evil = {"type": "link.x", "to": ["alice"], "data": {"t": "evil", "u": "javascript:1"}}
+    r = live.client.post("/v1/notifications", json=evil)
+    assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["templates.inapp.action_url"], r.text
+    live.notify("link.x", "alice", {"t": "plain", "u": ""})  # no link: the row expands instead
     live.notify("link.x", "alice", {"t": "spa", "u": landing + "?spa"})
     live.notify("link.x", "alice", {"t": "good", "u": landing})
-    good, spa, evil = (i["id"] for i in live.inbox("alice"))
+    good, spa, plain = (i["id"] for i in live.inbox("alice"))
     script = """document.addEventListener('herald:open', (e) => {
       if (e.detail.url.endsWith('?spa')) { e.preventDefault(); window.routed = e.detail.url; } });"""
     bp = browser_page(live.widget_page(script=script))
     bp.part("bell").click()
-    item(bp, evil).locator(".main").click()
-    expect(item(bp, evil)).to_have_attribute("data-read", "true")
-    assert bp.page.evaluate("typeof window.__pwned") == "undefined"
+    item(bp, plain).locator(".main").click()
+    expect(item(bp, plain)).to_have_attribute("data-read", "true")
     assert [e["item"]["id"] for e in bp.events("herald:open")] == []  # no URL to open
+    expect(item(bp, plain)).to_have_class(re.compile(r"\bopen\b"))  # it expanded instead
     item(bp, spa).locator(".main").click()  # the page routes it itself (preventDefault)
     wait_until(lambda: bp.page.evaluate("window.routed"))
     assert bp.page.evaluate("window.routed") == landing + "?spa"

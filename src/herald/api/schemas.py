@@ -11,6 +11,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from herald.core.enums import AnnouncementKind, Category, ContentType, Priority
 from herald.core.inputs import check_instant
+from herald.core.links import checked_link
 
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$"
 Key = Annotated[str, StringConstraints(pattern=KEY_PATTERN)]
@@ -161,7 +162,7 @@ class AnnouncementIn(Strict):
     kind: AnnouncementKind = AnnouncementKind.NOTICE
     content_type: ContentType = ContentType.TEXT
     media_url: Annotated[str, StringConstraints(max_length=2000, pattern=r"^https?://")] | None = None
-    action_url: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    action_url: Annotated[str, StringConstraints(max_length=2000), AfterValidator(checked_link)] | None = None
     data: dict[str, Any] | None = None
     audience: AudienceIn = Field(default_factory=lambda: AudienceIn(all=True))
     starts_at: Instant | None = None
@@ -175,7 +176,7 @@ class AnnouncementPatch(Strict):
     kind: AnnouncementKind | None = None
     content_type: ContentType | None = None
     media_url: Annotated[str, StringConstraints(max_length=2000, pattern=r"^https?://")] | None = None
-    action_url: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    action_url: Annotated[str, StringConstraints(max_length=2000), AfterValidator(checked_link)] | None = None
     data: dict[str, Any] | None = None
     audience: AudienceIn | None = None
     starts_at: Instant | None = None

@@ -23,6 +23,7 @@ from herald.api.schemas import Locale, NotificationTypeIn, PreviewIn, TemplateIn
 from herald.api.views import type_view
 from herald.core.cursor import decode_key_cursor, encode_key_cursor
 from herald.core.errors import Invalid, NotFound, TemplateError
+from herald.core.links import template_link_problems
 from herald.core.locales import pick_locale
 from herald.core.templates import (
     COMMON_FIELDS,
@@ -123,6 +124,8 @@ async def put_template(
         validate_fields(fields)
     except TemplateError as exc:
         raise Invalid([(exc.field or "body", exc.message)]) from exc
+    if channel == "inapp" and (bad_links := template_link_problems(fields)):
+        raise Invalid(bad_links)
     kind = herald.channels[channel]
     template_model = kind.Template
     if template_model is not None:  # the channel's own fields: SMS template code, robot msgtype, ...

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald.core.enums import Priority
 from herald.core.ids import new_ids
+from herald.core.links import safe_links
 from herald.core.locales import pick_locale
 from herald.core.templates import has_recipient_fields, render_for_recipient
 from herald.store import deliveries as delivery_store
@@ -144,6 +145,7 @@ def _shared_columns(notification: dict[str, Any], now: datetime, expires_at: dat
 
 
 def _inbox_variant(notification: dict[str, Any], content: Mapping[str, Any]) -> dict[str, Any]:
+    content = safe_links(content)  # a link rendered per recipient that runs script is dropped
     return {
         "title": content.get("title") or notification["type_key"],
         "summary": content.get("summary"),

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from herald.core.enums import NotificationStatus, Priority
 from herald.core.errors import Invalid, TemplateError
 from herald.core.ids import new_ids
+from herald.core.links import rendered_link_problems
 from herald.core.templates import RECIPIENT_FIELDS, MissingVariables, TemplateLimitError, prepare_fields
 from herald.engine import live, metrics
 from herald.engine.accounts import check_account_choice
@@ -134,7 +135,10 @@ def render_all(
         for locale, fields in templates.get(channel, {}).items():
             where = f"template {channel}/{locale}"
             try:
-                rendered.setdefault(channel, {})[locale] = prepare_fields(fields, data)
+                rendered.setdefault(channel, {})[locale] = prepared = prepare_fields(fields, data)
+                if channel == INAPP:
+                    bad_links = rendered_link_problems(prepared)
+                    errors += [(f"templates.{channel}.{path}", f"{problem} ({where})") for path, problem in bad_links]
             except MissingVariables as exc:
                 for name in exc.variables:
                     missing.setdefault(name, where)
@@ -181,7 +185,9 @@ def render_quick(
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
-                rendered.setdefault(channel, {})[locale] = prepare_fields(fields, data, seconds=left)
+                rendered.setdefault(channel, {})[locale] = prepared = prepare_fields(fields, data, seconds=left)
+                if channel == INAPP and rendered_link_problems(prepared):
+                    return None  # render_all names them
     except TemplateError:
         return None
     return rendered

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from herald.core.backends import DatabaseBackend, backend_for_url
 from herald.core.inputs import load_stored_json
+from herald.store.tables import use_dialect
 
 
 def _owner_only(cursor: Any) -> None:
@@ -62,10 +63,12 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
-        return engine
-    kwargs.setdefault("pool_size", 20)
-    kwargs.setdefault("max_overflow", 20)
-    return create_async_engine(url, **kwargs)
+    else:
+        kwargs.setdefault("pool_size", 20)
+        kwargs.setdefault("max_overflow", 20)
+        engine = create_async_engine(url, **kwargs)
+    use_dialect(engine.dialect.name)  # the partial indexes' options for this database (tables.py)
+    return engine
 
 
 class Database:

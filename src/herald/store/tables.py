@@ -29,6 +29,29 @@ metadata = MetaData(
     }
 )
 
+
+_PARTIAL_INDEXES: list[tuple[Index, str]] = []
+
+
+def _partial_index(name: str, *columns: str, where: str) -> Index:
+    """An index over the rows ``where`` holds, on both databases (see ``use_dialect``)."""
+    index = Index(name, *columns)
+    _PARTIAL_INDEXES.append((index, where))
+    return index
+
+
+def use_dialect(name: str) -> None:
+    """Give the partial indexes their ``<name>_where`` (``sqlite_where``, ``postgresql_where``).
+
+    Naming a dialect's option loads that dialect, all its drivers included: ``postgresql_where``
+    written in the ``Index(...)`` itself cost a server on SQLite ~2.4 MiB and ~20 ms at start. So the
+    option is added here, by ``store/db.py``'s ``create_engine`` for the database it connects to
+    (Alembic's ``env.py`` included), before anything emits or compares DDL for that dialect.
+    Idempotent; a process using both databases has both options."""
+    for index, where in _PARTIAL_INDEXES:
+        index.dialect_kwargs[f"{name}_where"] = text(where)
+
+
 api_keys = Table(
     "api_keys",
     metadata,
@@ -133,13 +156,12 @@ inbox_items = Table(
     Column("expires_at", UTCDateTime),
     Index("ix_inbox_items_user_feed", "user_id", "created_at", "id"),
     # Unread counts come from this partial index alone, never from scanning a user's history.
-    Index(
+    _partial_index(
         "ix_inbox_items_user_unread",
         "user_id",
         "category",
         "expires_at",
-        sqlite_where=text("read_at IS NULL AND archived_at IS NULL"),
-        postgresql_where=text("read_at IS NULL AND archived_at IS NULL"),
+        where="read_at IS NULL AND archived_at IS NULL",
     ),
     Index("ix_inbox_items_notification_id", "notification_id"),
 )
@@ -204,13 +226,7 @@ deliveries = Table(
     # delivery reports that carry only the provider's message id (Tencent's sid) find it here
     Index("ix_deliveries_provider_message_id", "channel", "provider_message_id"),
     # The claim query walks only live rows, in priority order.
-    Index(
-        "ix_deliveries_due",
-        "priority",
-        "next_attempt_at",
-        sqlite_where=text("status IN ('pending', 'sending')"),
-        postgresql_where=text("status IN ('pending', 'sending')"),
-    ),
+    _partial_index("ix_deliveries_due", "priority", "next_attempt_at", where="status IN ('pending', 'sending')"),
 )
 
 delivery_attempts = Table(
@@ -242,13 +258,7 @@ jobs = Table(
     Column("last_error", Text),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
-    Index(
-        "ix_jobs_due",
-        "priority",
-        "run_at",
-        sqlite_where=text("status IN ('pending', 'running')"),
-        postgresql_where=text("status IN ('pending', 'running')"),
-    ),
+    _partial_index("ix_jobs_due", "priority", "run_at", where="status IN ('pending', 'running')"),
 )
 
 idempotency_keys = Table(
