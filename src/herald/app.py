@@ -30,6 +30,7 @@ from herald.api import (
 from herald.api import realtime as realtime_api
 from herald.api.auth import ApiKeyCache, UserTokenCache
 from herald.api.content_type import JsonContentType
+from herald.api.hot import HotInbox
 from herald.api.limits import BodySizeLimit, refuse_bad_input
 from herald.api.openapi import install_docs, install_openapi
 from herald.config import Settings
@@ -114,6 +115,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         app.include_router(web_demo.router)
     install_docs(app)
     install_openapi(app)
+    # innermost: GET /v1/me/inbox and /counts answered before routing when plainly valid (api/hot.py)
+    app.state.hot_inbox = {"served": 0, "passed": 0}
+    app.add_middleware(HotInbox, herald=herald, tokens=app.state.user_tokens, stats=app.state.hot_inbox)
     app.add_middleware(JsonContentType)
     app.add_middleware(BodySizeLimit)  # a body over the limit is 413 whatever its type
     if settings.cors_origins:  # outermost: every answer, errors included, carries the CORS headers

@@ -7,8 +7,9 @@ out as it is; any other is decoded and repaired as everywhere else.
 
 ``dumps`` is ``json.dumps`` as Starlette's ``JSONResponse`` calls it, with ``RawJSON`` values spliced
 in: each is written as a placeholder string carrying a per-process random nonce, then the placeholders
-are replaced by the raw texts in one pass. Content cannot forge a placeholder: it would need the nonce,
-and a string the client sent is escaped by ``json.dumps`` before the replacement.
+are replaced by the raw texts in one pass. Content cannot forge a placeholder: the nonce never leaves the
+process, and when the encoded document holds it more often than there are placeholders (content that
+contains it), nothing is spliced and the raw values are decoded instead.
 """
 
 from __future__ import annotations
@@ -80,5 +81,7 @@ def dumps(content: Any) -> bytes:
         content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"), default=placeholder
     )
     if raws:
+        if text.count(_NONCE) != len(raws):  # the content itself holds the nonce: no splicing
+            return dumps(plain(content))
         text = _PLACEHOLDER.sub(lambda m: raws[int(m.group(1))], text)
     return text.encode("utf-8")
