@@ -28,7 +28,7 @@ async def routes_only(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def seed(h: Harness, inbox_type: str) -> None:
-    odd = {"amount": "1", "nested": {"list": [1, 2.5, None, True], "中文": "✓ \"quoted\" \\ back"}, "emoji": "😀"}
+    odd = {"amount": "1", "nested": {"list": [1, 2.5, None, True], "中文": '✓ "quoted" \\ back'}, "emoji": "😀"}
     for i in range(5):
         r = await h.trigger({"type": inbox_type, "to": ["alice"], "data": {**odd, "amount": str(i)}})
         assert r.status_code == 202, r.text
