@@ -175,6 +175,40 @@ async def test_a_warm_trigger_reads_no_type_and_writes_in_few_statements(harness
     assert await inbox_titles(harness, "u2") == ["hi"]
 
 
+async def test_a_one_statement_trigger_on_postgresql_has_no_begin_and_commit(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not harness.herald.db.is_postgres:
+        pytest.skip("PostgreSQL only: SQLite writes take BEGIN IMMEDIATE (one writer)")
+    from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection as Adapted
+
+    started: list[str] = []
+    real = Adapted._start_transaction
+
+    async def counting(self: Any) -> None:
+        if self.isolation_level != "autocommit":  # else no BEGIN is sent
+            started.append("BEGIN")
+        await real(self)
+
+    monkeypatch.setattr(Adapted, "_start_transaction", counting)
+    await harness.put_type(TYPE, ["inapp"], {"inapp": {"title": "hi ${n}"}})
+    assert (await harness.trigger({"type": TYPE, "to": ["u1"], "data": {"n": "0"}})).status_code == 202
+    started.clear()
+    with statements(harness.herald) as seen:
+        assert (await harness.trigger({"type": TYPE, "to": ["u1", "u2"], "data": {"n": "1"}})).status_code == 202
+    assert started == [] and len(seen) == 1, (started, seen)
+    # with an Idempotency-Key its answer is stored in the same transaction: BEGIN ... COMMIT
+    r = await harness.trigger({"type": TYPE, "to": ["u1"], "data": {"n": "2"}}, **{"Idempotency-Key": "k1"})
+    assert r.status_code == 202 and started, started
+    started.clear()
+    # an inline profile is a second statement: a transaction
+    r = await harness.trigger({"type": TYPE, "to": [{"id": "u3", "name": "U"}], "data": {"n": "3"}})
+    assert r.status_code == 202 and started, started
+    assert await inbox_titles(harness, "u1") == ["hi 2", "hi 1", "hi 0"]
+    assert await inbox_titles(harness, "u2") == ["hi 1"]
+    assert await inbox_titles(harness, "u3") == ["hi 3"]
+
+
 async def test_a_read_running_when_the_catalog_changes_is_not_kept(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:

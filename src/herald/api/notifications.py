@@ -62,10 +62,10 @@ async def trigger(body: TriggerIn, herald: HeraldDep, key: SendKey, request: Req
 
     async def handler(store: Store | None) -> tuple[int, Any]:
         async def on_commit(conn: AsyncConnection, accepted: trigger_engine.Accepted) -> None:
-            if store is not None:
-                await store(conn, 202, accepted.as_json())
+            assert store is not None
+            await store(conn, 202, accepted.as_json())
 
-        accepted = await trigger_engine.trigger(herald, req, on_commit=on_commit)
+        accepted = await trigger_engine.trigger(herald, req, on_commit=on_commit if store is not None else None)
         return 202, accepted.as_json()
 
     return await idempotent(request, herald, key.id, handler)

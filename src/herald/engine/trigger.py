@@ -504,14 +504,34 @@ def after_commit(herald: Herald, prepared: Sequence[Prepared]) -> None:
         herald.wake_worker()
 
 
+def one_statement(herald: Herald, p: Prepared) -> bool:
+    """Whether ``write_prepared`` writes ``p`` in a single statement: on PostgreSQL, an in-app-only
+    notification written now, with no inline profiles and content that depends on no recipient's
+    profile or locale (the notification, its items and any new bare users: ``insert_accepted``)."""
+    n = p.notification
+    return (
+        herald.db.is_postgres
+        and p.inline
+        and not p.profiles
+        and not p.localized
+        and n["channels"] == [INAPP]
+        and not needs_profiles(n)
+    )
+
+
 async def trigger(herald: Herald, req: TriggerRequest, *, on_commit: OnCommit | None = None) -> Accepted:
     """Accept one notification: Invalid naming every field that is wrong, else it is committed with
     all its work (``on_commit`` runs inside that transaction, last)."""
     now = utcnow()
     prepared = await prepare(herald, req, now=now)
-    async with herald.db.write() as conn:
-        await write_prepared(herald, conn, [prepared], now=now)
-        if on_commit is not None:
-            await on_commit(conn, prepared.accepted)
+    if on_commit is None and one_statement(herald, prepared):
+        # a single statement is its own transaction: no BEGIN and COMMIT round trips around it
+        async with herald.db.autocommit() as conn:
+            await write_prepared(herald, conn, [prepared], now=now)
+    else:
+        async with herald.db.write() as conn:
+            await write_prepared(herald, conn, [prepared], now=now)
+            if on_commit is not None:
+                await on_commit(conn, prepared.accepted)
     after_commit(herald, [prepared])
     return prepared.accepted

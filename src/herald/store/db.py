@@ -95,6 +95,14 @@ class Database:
                 yield conn
 
     @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """PostgreSQL: a write of ONE statement, which is its own transaction (all or nothing)
+        without the BEGIN and COMMIT round trips. A block of several statements takes ``write()``."""
+        assert self.is_postgres, "SQLite writes take write(): one writer, BEGIN IMMEDIATE"
+        async with self.engine.connect() as conn:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """Reads. On PostgreSQL in autocommit (no BEGIN/ROLLBACK round trips: each statement sees
         committed data); on SQLite a deferred transaction, one snapshot for the block."""
