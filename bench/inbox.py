@@ -183,6 +183,14 @@ async def build_database(url: str, is_pg: bool) -> dict[str, int]:
 # -- the server (child process) ------------------------------------------------------------------
 
 
+async def migrate_only(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
 def serve(url: str, port: int) -> None:
     import uvicorn
 
@@ -202,9 +210,10 @@ FLOOR_LIST_SQL = (
     f"SELECT {', '.join(FLOOR_COLUMNS)} FROM inbox_items WHERE user_id = {{p1}} AND (expires_at IS NULL OR "
     "expires_at > {p2}) AND archived_at IS NULL ORDER BY created_at DESC, id DESC LIMIT {p3}"
 )
-FLOOR_COUNTS_SQL = (
-    "SELECT category, count(*) FROM inbox_items WHERE user_id = {p1} AND (expires_at IS NULL OR "
-    "expires_at > {p2}) AND read_at IS NULL AND archived_at IS NULL GROUP BY category"
+FLOOR_COUNTS_SQL = (  # unread and unseen by category, as Herald's counts answer them
+    "SELECT category, count(*), sum(CASE WHEN seen_at IS NULL THEN 1 ELSE 0 END) FROM inbox_items "
+    "WHERE user_id = {p1} AND (expires_at IS NULL OR expires_at > {p2}) AND read_at IS NULL AND archived_at IS NULL "
+    "GROUP BY category"
 )
 
 
@@ -267,8 +276,8 @@ def serve_floor(url: str, port: int) -> None:
             body: Any = {"items": [item(r) for r in rows[:20]], "next_cursor": None}
         elif scope["path"] == "/counts":
             rows = await query(FLOOR_COUNTS_SQL.format(p1=p[0], p2=p[1]), HOT, when)
-            by = {c: int(n) for c, n in rows}
-            body = {"total": sum(by.values()), "by_category": by}
+            by = {c: int(n) for c, n, _ in rows}
+            body = {"total": sum(by.values()), "by_category": by, "unseen": sum(int(u) for _, _, u in rows)}
         else:
             body = {"status": "ok"}
         payload = json.dumps(body).encode()
@@ -483,6 +492,7 @@ def main() -> None:
     try:
         t = time.perf_counter()
         if args.reuse and is_pg:
+            asyncio.run(migrate_only(url))  # a database built by an older checkout gets its new migrations
             asyncio.run(set_live_announcements(url, LIVE_ANNOUNCEMENTS))
             expected = asyncio.run(expected_from_database(url))
         else:

@@ -120,20 +120,6 @@ async def unread_and_unseen(conn: AsyncConnection, user_id: str, *, now: datetim
     return {category: (int(n), int(unseen or 0)) for category, n, unseen in rows}
 
 
-@lru_cache(maxsize=1)
-def _unread_counts_query() -> Any:
-    return (
-        select(inbox_items.c.category, func.count())
-        .where(_visible(), inbox_items.c.read_at.is_(None), inbox_items.c.archived_at.is_(None))
-        .group_by(inbox_items.c.category)
-    )
-
-
-async def unread_counts(conn: AsyncConnection, user_id: str, *, now: datetime) -> dict[str, int]:
-    rows = await conn.execute(_unread_counts_query(), {"user_id": user_id, "now": now})
-    return {category: int(n) for category, n in rows}
-
-
 _MARKS = {
     "read": ("read_at", True),
     "unread": ("read_at", False),
@@ -299,17 +285,6 @@ def _unread_of(users: Any, now: datetime) -> Any:
         inbox_items.c.archived_at.is_(None),
         or_(inbox_items.c.expires_at.is_(None), inbox_items.c.expires_at > now),
     )
-
-
-async def unseen_counts(conn: AsyncConnection, user_id: str, *, now: datetime) -> dict[str, int]:
-    """Unread items never seen, by category (the unread partial index, then ``seen_at``)."""
-    query = (
-        select(inbox_items.c.category, func.count())
-        .where(_unread_of(inbox_items.c.user_id == user_id, now), inbox_items.c.seen_at.is_(None))
-        .group_by(inbox_items.c.category)
-    )
-    rows = await conn.execute(query)
-    return {category: int(n) for category, n in rows}
 
 
 async def unread_and_unseen_counts(

@@ -155,12 +155,13 @@ inbox_items = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime),
     Index("ix_inbox_items_user_feed", "user_id", "created_at", "id"),
-    # Unread counts come from this partial index alone, never from scanning a user's history.
+    # Unread and unseen counts come from this partial index alone, never from the user's history.
     _partial_index(
         "ix_inbox_items_user_unread",
         "user_id",
         "category",
         "expires_at",
+        "seen_at",
         where="read_at IS NULL AND archived_at IS NULL",
     ),
     Index("ix_inbox_items_notification_id", "notification_id"),
