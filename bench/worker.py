@@ -25,9 +25,13 @@ these processes, the sum is what bounds the rate.
 
 Tuples read: PostgreSQL's statistics for ``deliveries``, sampled K times over the run: per
 delivery sent in each window, the tuples the claim's partial index ``ix_deliveries_due`` handed
-out (``pg_stat_user_indexes.idx_tup_read``), and every tuple read from the table
+out (``pg_stat_user_indexes.idx_tup_read``; entries already marked dead are skipped without being
+counted), the pages of that index the scans touched (``pg_statio_user_indexes``: what a walk over
+dead entries costs even when they are not counted as tuples), and every tuple read from the table
 (``pg_stat_user_tables.seq_tup_read + idx_tup_fetch``: the claim, the settle, everything), with
-the dead tuples and the autovacuum runs at each point. Progress is read from the sink, never by
+the dead tuples and the vacuum runs (auto and manual) at each point. The server's ``autovacuum``
+setting and the table's storage parameters (migration 0008) are printed first: with autovacuum off
+server-wide, the per-table settings cannot turn it on. Progress is read from the sink, never by
 counting rows, so the bench adds no reads of its own. Nothing here asserts timings.
 """
 
@@ -85,6 +89,7 @@ class Point:
     sent: int
     at: float
     claim_tup_read: int
+    claim_blocks: int
     table_tup_read: int
     dead: int
     autovacuums: int
@@ -104,17 +109,30 @@ class TableStats:
         row = await self.conn.fetchrow(
             """
             SELECT i.idx_tup_read AS claim_tup_read,
+                   b.idx_blks_hit + b.idx_blks_read AS claim_blocks,
                    t.seq_tup_read + coalesce(t.idx_tup_fetch, 0) AS table_tup_read,
-                   t.n_dead_tup AS dead, t.autovacuum_count AS autovacuums
+                   t.n_dead_tup AS dead, t.autovacuum_count + t.vacuum_count AS autovacuums
             FROM pg_stat_user_tables t
             JOIN pg_stat_user_indexes i ON i.relid = t.relid AND i.indexrelname = 'ix_deliveries_due'
+            JOIN pg_statio_user_indexes b ON b.indexrelid = i.indexrelid
             WHERE t.relname = 'deliveries'
             """
         )
         assert row is not None
         return Point(
-            sent, time.monotonic(), row["claim_tup_read"], row["table_tup_read"], row["dead"], row["autovacuums"]
+            sent,
+            time.monotonic(),
+            row["claim_tup_read"],
+            row["claim_blocks"],
+            row["table_tup_read"],
+            row["dead"],
+            row["autovacuums"],
         )
+
+    async def vacuum_settings(self) -> str:
+        on = await self.conn.fetchval("SHOW autovacuum")
+        options = await self.conn.fetchval("SELECT reloptions FROM pg_class WHERE relname = 'deliveries'")
+        return f"autovacuum = {on}; deliveries: {', '.join(options or ['defaults'])}"
 
     async def backend_pids(self) -> list[int]:
         """The other sessions on this database: the workers' pooled connections."""
@@ -145,6 +163,7 @@ async def run_herald(args: argparse.Namespace, workers: int, sink: SinkProcess, 
             await setup_webhook(client, sink.hook_url, timeout=WEBHOOK_TIMEOUT)
             await trigger_many(client, n)
         stats = await TableStats.connect(url)
+        print(f"  {await stats.vacuum_settings()}", flush=True)
         sink.reset("healthy")
         env = worker_env(url, worker_concurrency=args.concurrency)
         procs = [start_worker(env, log_dir) for _ in range(workers)]
@@ -198,19 +217,21 @@ async def run_herald(args: argparse.Namespace, workers: int, sink: SinkProcess, 
     return HeraldRun(workers, rate, span, report["body_bytes"], n - statuses.get("sent", 0), cpu, points)
 
 
-def per_delivery(a: Point, b: Point) -> tuple[int, float, float, float]:
-    """Deliveries sent between two points, seconds, claim-index and whole-table tuples per delivery."""
+def per_delivery(a: Point, b: Point) -> tuple[int, float, float, float, float]:
+    """Deliveries sent between two points, seconds, and per delivery: claim-index tuples, claim-index
+    pages (buffer hits and reads), whole-table tuples."""
     sent = b.sent - a.sent
     claim = (b.claim_tup_read - a.claim_tup_read) / max(1, sent)
+    pages = (b.claim_blocks - a.claim_blocks) / max(1, sent)
     table = (b.table_tup_read - a.table_tup_read) / max(1, sent)
-    return sent, b.at - a.at, claim, table
+    return sent, b.at - a.at, claim, pages, table
 
 
 def describe(a: Point, b: Point) -> str:
-    sent, seconds, claim, table = per_delivery(a, b)
+    sent, seconds, claim, pages, table = per_delivery(a, b)
     return (
         f"sent {b.sent:>9,}: window {sent:>8,} in {seconds:6.1f} s; per delivery: claim index {claim:8.1f} "
-        f"tuples, table {table:8.1f}; dead tuples {b.dead:>9,}; autovacuums {b.autovacuums}"
+        f"tuples, {pages:6.2f} pages, table {table:8.1f}; dead tuples {b.dead:>9,}; vacuums {b.autovacuums}"
     )
 
 
@@ -218,17 +239,18 @@ def print_points(run: HeraldRun) -> None:
     if len(run.points) < 2:
         return
     print(f"\nTuples read on `deliveries`, {run.workers} worker(s), per delivery sent in each window:")
-    head = f"{'sent':>10} {'window':>8} {'s':>6} {'claim index':>12} {'whole table':>12}"
-    head += f" {'dead tuples':>12} {'autovacuums':>12}"
+    head = f"{'sent':>10} {'window':>8} {'s':>6} {'claim index':>12} {'index pages':>12} {'whole table':>12}"
+    head += f" {'dead tuples':>12} {'vacuums':>8}"
     print(head)
     print("-" * len(head))
     for a, b in zip(run.points, run.points[1:], strict=False):
-        sent, seconds, claim, table = per_delivery(a, b)
+        sent, seconds, claim, pages, table = per_delivery(a, b)
         print(
-            f"{b.sent:>10,} {sent:>8,} {seconds:>6.1f} {claim:>12.1f} {table:>12.1f} {b.dead:>12,} {b.autovacuums:>12}"
+            f"{b.sent:>10,} {sent:>8,} {seconds:>6.1f} {claim:>12.1f} {pages:>12.2f} {table:>12.1f}"
+            f" {b.dead:>12,} {b.autovacuums:>8}"
         )
-    sent, seconds, claim, table = per_delivery(run.points[0], run.points[-1])
-    print(f"{'whole run':>10} {sent:>8,} {seconds:>6.1f} {claim:>12.1f} {table:>12.1f}")
+    sent, seconds, claim, pages, table = per_delivery(run.points[0], run.points[-1])
+    print(f"{'whole run':>10} {sent:>8,} {seconds:>6.1f} {claim:>12.1f} {pages:>12.2f} {table:>12.1f}")
 
 
 async def main() -> None:
