@@ -35,6 +35,7 @@ LAZY = (
     "asyncpg",
     "redis",
     "prometheus_client",
+    "typer",
     "jinja2",
     "herald.core.template_engine",
     "sqlalchemy.dialects.postgresql",
@@ -239,3 +240,74 @@ def test_on_postgresql_a_current_schema_loads_no_alembic(tmp_path: Path, databas
     lazy = ("alembic", "apprise", "pywebpush", "httpx", "jinja2")
     done = run_python(SERVE_START + REPORT.format(lazy=lazy), tmp_path, env)
     assert loaded(done) == []
+
+
+SERVE_COMMAND = """
+import json, sys
+import uvicorn
+
+def run(app, **options):  # where uvicorn would start serving: what has `herald serve` imported?
+    print(json.dumps({{"options": {{k: options[k] for k in ("host", "port")}}, "routes": len(app.routes)}}))
+
+uvicorn.run = run
+sys.argv = ["herald", *{argv!r}]
+from herald.cli import main
+try:
+    main()
+except SystemExit as exc:  # Typer exits when its command returns
+    assert not exc.code, exc.code
+"""
+
+
+@pytest.mark.parametrize(
+    ("argv", "port", "typer"),
+    [
+        (["serve"], 8000, False),
+        (["serve", "--port", "8765", "--no-demo", "--host=127.0.0.1"], 8765, False),
+        (["serve", "--port", "+8765"], 8765, True),  # a value Typer reads: Typer reads it
+    ],
+)
+def test_herald_serve_starts_without_typer(tmp_path: Path, argv: list[str], port: int, typer: bool) -> None:
+    env = {"HERALD_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/herald.db"}
+    done = run_python(SERVE_COMMAND.format(argv=argv) + REPORT.format(lazy=LAZY), tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    started, lazy = (json.loads(line) for line in done.stdout.strip().splitlines()[-2:])
+    assert started["options"] == {"host": "127.0.0.1", "port": port}
+    assert started["routes"] > 10  # the app itself was built
+    assert lazy == (["typer"] if typer else [])
+    assert "Created the first admin API key" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["serve"], ("serve", {})),
+        (
+            ["serve", "--demo", "--host", "0.0.0.0", "--port=8001"],
+            ("serve", {"demo": True, "host": "0.0.0.0", "port": 8001}),
+        ),
+        (["serve", "--no-demo"], ("serve", {"demo": False})),
+        (["api", "--port", "65535"], ("api", {"port": 65535})),
+        # everything else is Typer's: help, other commands, unknown or repeated options, odd values
+        ([], None),
+        (["serve", "--help"], None),
+        (["--version"], None),
+        (["worker"], None),
+        (["api", "--demo"], None),
+        (["serve", "--port"], None),
+        (["serve", "--port", "0"], None),
+        (["serve", "--port", "65536"], None),
+        (["serve", "--port", "80a"], None),
+        (["serve", "--port", "８０"], None),
+        (["serve", "--host", "--port", "80"], None),
+        (["serve", "--host="], None),
+        (["serve", "--demo=yes"], None),
+        (["serve", "--port", "80", "--port", "81"], None),
+        (["serve", "extra"], None),
+        (["serve", "--", "--port", "80"], None),
+    ],
+)
+def test_what_the_cli_reads_without_typer(argv: list[str], expected: tuple[str, dict[str, object]] | None) -> None:
+    from herald.cli import server_args
+
+    assert server_args(argv) == expected

@@ -37,7 +37,6 @@ from herald.config import Settings
 from herald.engine.service import Herald
 from herald.engine.worker import Worker
 from herald.logs import install_redaction
-from herald.web import demo as web_demo
 from herald.web.widget import widget_router
 
 log = logging.getLogger(__name__)
@@ -111,7 +110,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     realtime_api.install(app, herald)  # GET /v1/me/events (SSE), /v1/me/ws (WebSocket)
     app.include_router(channel_routes.channel_router(herald.channels))
     app.include_router(widget_router())  # /static/herald-inbox.js
-    if demo:
+    if demo:  # imported only for it
+        from herald.web import demo as web_demo
+
         app.include_router(web_demo.router)
     install_docs(app)
     install_openapi(app)

@@ -1,59 +1,50 @@
-"""``herald serve | api | worker | migrate | apikey | token``."""
+"""``herald serve | api | worker | migrate | apikey | token``.
+
+The commands are a Typer app (``herald/commands.py``). ``herald serve`` and ``herald api`` with
+nothing but their own options are read here, without importing Typer: a server keeps what it
+imported to start for as long as it runs, and Typer with its own Click costs ~1.3 MiB and ~20 ms that
+serving never uses. Anything else (another command, ``--help``, ``--version``, an option or a value
+this reading does not take as it is) goes to Typer, which runs it or says what is wrong as ever.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import sqlite3
 import sys
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import typer
 from pydantic import ValidationError
 
-from herald import __version__
 from herald.config import POSTGRESQL_URL_FORM, SQLITE_URL_FORM, Settings, masked_url
-from herald.engine.tokens import MAX_EXPIRES_IN
 
 if TYPE_CHECKING:
     from herald.engine.service import Herald
 
-app = typer.Typer(help="Herald, a self-hosted notification platform (消息通知系统).", no_args_is_help=True)
-apikey_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
-app.add_typer(apikey_app, name="apikey")
 log = logging.getLogger("herald")
 T = TypeVar("T")
 
-HostOption = Annotated[str | None, typer.Option(help="Bind address (HERALD_HOST).")]
-PortOption = Annotated[int | None, typer.Option(help="Port, 1-65535 (HERALD_PORT).", min=1, max=65535)]
 
-
-def _print_version(value: bool) -> None:
-    if value:
-        typer.echo(f"herald {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: Annotated[
-        bool, typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True)
-    ] = False,
-) -> None:
-    """Herald, a self-hosted notification platform (消息通知系统)."""
+def echo(message: str = "", *, err: bool = False) -> None:
+    """One line to stdout, or stderr with ``err`` (what ``typer.echo`` does with text)."""
+    stream = sys.stderr if err else sys.stdout
+    stream.write(f"{message}\n")
+    stream.flush()
 
 
 def _settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:  # a config error is the operator's to fix: one plain line
-        typer.echo(f"herald: configuration error: {_config_problems(exc)}", err=True)
-        raise typer.Exit(2) from None
+        echo(f"herald: configuration error: {_config_problems(exc)}", err=True)
+        raise SystemExit(2) from None
     except Exception as exc:
-        typer.echo(f"herald: configuration error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        echo(f"herald: configuration error: {exc}", err=True)
+        raise SystemExit(2) from None
 
 
 def _config_problems(exc: ValidationError) -> str:
@@ -97,13 +88,13 @@ def _start(command: str, *, sqlite_must_exist: bool = True) -> Settings:
 def _refuse_missing_sqlite(settings: Settings) -> None:
     path = settings.sqlite_path
     if path is not None and not path.exists():
-        typer.echo(
+        echo(
             f"herald: no database at {path.resolve()}: run in the directory that holds it, point "
             "HERALD_DATABASE_URL at it (sqlite+aiosqlite:////absolute/path/herald.db), "
             "or create it with `herald migrate`",
             err=True,
         )
-        raise typer.Exit(2)
+        raise SystemExit(2)
 
 
 def _run(settings: Settings, work: Coroutine[Any, Any, T]) -> T:
@@ -115,8 +106,8 @@ def _run(settings: Settings, work: Coroutine[Any, Any, T]) -> T:
         reason = _database_failure(exc, fix=f"fix HERALD_DATABASE_URL ({url_form})")
         if reason is None:
             raise  # not the operator's configuration: a bug, keep the traceback
-        typer.echo(f"herald: cannot use the database {masked_url(settings.database_url)}: {reason}", err=True)
-        raise typer.Exit(1) from None
+        echo(f"herald: cannot use the database {masked_url(settings.database_url)}: {reason}", err=True)
+        raise SystemExit(1) from None
 
 
 def _database_failure(exc: BaseException, fix: str) -> str | None:
@@ -168,20 +159,18 @@ async def _prepare(settings: Settings, demo: bool) -> None:
             await _migrate_apart(herald)
         key = await ensure_first_admin_key(herald)
         if key:
-            typer.echo(f"Created the first admin API key (shown once, keep it): {key}", err=True)
+            echo(f"Created the first admin API key (shown once, keep it): {key}", err=True)
         if demo:
             seed = await seed_demo(herald)
             base = f"http://{settings.host}:{settings.port}"
             if seed.seeded:
-                typer.echo("Demo seeded: type 'recharge.succeeded', users 'alice' and 'bob'.", err=True)
+                echo("Demo seeded: type 'recharge.succeeded', users 'alice' and 'bob'.", err=True)
             else:
-                typer.echo(
-                    "Demo not seeded: the database already has types or users (it seeds only an empty one).", err=True
-                )
+                echo("Demo not seeded: the database already has types or users (it seeds only an empty one).", err=True)
             if seed.token:
-                typer.echo(f"alice's user token: {seed.token}", err=True)
-                typer.echo(f"  curl -H 'Authorization: Bearer {seed.token}' {base}/v1/me/inbox", err=True)
-            typer.echo(f"Open {base}/demo to see the inbox widget light up.", err=True)
+                echo(f"alice's user token: {seed.token}", err=True)
+                echo(f"  curl -H 'Authorization: Bearer {seed.token}' {base}/v1/me/inbox", err=True)
+            echo(f"Open {base}/demo to see the inbox widget light up.", err=True)
     finally:
         await herald.close()
 
@@ -200,95 +189,11 @@ def _run_uvicorn(settings: Settings, run_worker: bool, demo: bool = False) -> No
     )
 
 
-@app.command()
-def serve(
-    demo: Annotated[
-        bool,
-        typer.Option(
-            help="Into an empty database: seed a demo type, two users and print a user token; serve the /demo page."
-        ),
-    ] = False,
-    host: HostOption = None,
-    port: PortOption = None,
-) -> None:
-    """API + worker in one process (the embedded default)."""
-    settings = _start("serve", sqlite_must_exist=False)
-    _bind(settings, host, port)
-    _run(settings, _prepare(settings, demo))
-    _run_uvicorn(settings, run_worker=settings.embedded_worker, demo=demo)
-
-
-@app.command()
-def api(host: HostOption = None, port: PortOption = None) -> None:
-    """The API alone (run `herald worker` processes beside it)."""
-    settings = _start("api")
-    _bind(settings, host, port)
-    _run(settings, _prepare(settings, demo=False))
-    _run_uvicorn(settings, run_worker=False)
-
-
 def _bind(settings: Settings, host: str | None, port: int | None) -> None:
     if host:
         settings.host = host
     if port is not None:
         settings.port = port
-
-
-@app.command()
-def worker() -> None:
-    """A worker alone: claims and sends due deliveries and jobs; serves /healthz and /metrics."""
-    from herald.api.worker_ops import bind_socket, run_worker
-    from herald.engine.service import Herald
-
-    settings = _start("worker")
-    _run(settings, _reach_database(settings))
-    sock = None
-    if settings.worker_metrics_port:
-        host, port = settings.worker_metrics_host, settings.worker_metrics_port
-        try:
-            sock = bind_socket(host, port)
-        except OSError as exc:
-            typer.echo(f"herald: cannot serve worker metrics on {host}:{port}: {exc.strerror or exc}", err=True)
-            raise typer.Exit(1) from None
-
-    async def run() -> None:
-        herald = Herald(settings)
-        try:
-            await run_worker(herald, sock, log_level=settings.log_level)
-        finally:
-            await herald.close()
-
-    try:
-        asyncio.run(run())
-    finally:
-        if sock is not None:
-            sock.close()
-
-
-@app.command()
-def migrate() -> None:
-    """Bring the database schema up to date (creating a SQLite file if there is none)."""
-    settings = _start("migrate", sqlite_must_exist=False)
-    _run(settings, _reach_database(settings, migrate=True))
-    typer.echo("database is up to date", err=True)
-
-
-async def _reach_database(settings: Settings, *, migrate: bool | None = None) -> None:
-    """Connect once, and migrate when asked (by default: when HERALD_AUTO_MIGRATE, apart)."""
-    from sqlalchemy import text
-
-    from herald.engine.service import Herald
-
-    herald = Herald(settings)
-    try:
-        if migrate:
-            await herald.migrate()
-        elif migrate is None and settings.auto_migrate:
-            await _migrate_apart(herald)
-        async with herald.db.read() as conn:
-            await conn.execute(text("SELECT 1"))
-    finally:
-        await herald.close()
 
 
 async def _migrate_apart(herald: Herald) -> None:
@@ -320,144 +225,86 @@ async def _migrate_apart(herald: Herald) -> None:
     if child.returncode != 0:  # it said why, in the CLI's own words: pass that on and stop there
         sys.stderr.write(err.decode(errors="replace"))
         sys.stdout.write(out.decode(errors="replace"))
-        raise typer.Exit(child.returncode or 1)
+        raise SystemExit(child.returncode or 1)
     log.info("database schema brought up to date (herald migrate, in a child process)")
 
 
-@apikey_app.command("create")
-def apikey_create(
-    name: Annotated[str, typer.Option(help="A name to recognise the key by.")],
-    scopes: Annotated[str, typer.Option(help="Comma-separated: send,read,admin.")] = "send,read",
-) -> None:
-    """Create an API key and print it alone on stdout."""
-    from herald.core.enums import Scope
-    from herald.engine.service import Herald
-    from herald.store.apikeys import create_api_key
-
-    wanted = [s.strip() for s in scopes.split(",") if s.strip()]
-    valid = {s.value for s in Scope}
-    bad = [s for s in wanted if s not in valid]
-    if bad or not wanted:
-        typer.echo(f"herald: unknown scope(s) {bad}; choose from {sorted(valid)}", err=True)
-        raise typer.Exit(2)
-    settings = _start("apikey create")
-
-    async def run() -> str:
-        herald = Herald(settings)
-        try:
-            if settings.auto_migrate:
-                await herald.migrate()
-            async with herald.db.write() as conn:
-                _, plaintext = await create_api_key(conn, name, wanted)
-            return plaintext
-        finally:
-            await herald.close()
-
-    typer.echo(_run(settings, run()))
+def serve(*, demo: bool = False, host: str | None = None, port: int | None = None) -> None:
+    """``herald serve``: API + worker in one process (the embedded default)."""
+    settings = _start("serve", sqlite_must_exist=False)
+    _bind(settings, host, port)
+    _run(settings, _prepare(settings, demo))
+    _run_uvicorn(settings, run_worker=settings.embedded_worker, demo=demo)
 
 
-@apikey_app.command("list")
-def apikey_list() -> None:
-    """List API keys, newest first: id, name, prefix, scopes, created, last used, revoked (never the key)."""
-    from herald.engine.service import Herald
-    from herald.store.apikeys import list_api_keys
-
-    settings = _start("apikey list")
-
-    async def run() -> list[dict[str, object]]:
-        herald = Herald(settings)
-        try:
-            if settings.auto_migrate:
-                await herald.migrate()
-            async with herald.db.read() as conn:
-                return await list_api_keys(conn)
-        finally:
-            await herald.close()
-
-    rows = [
-        [
-            str(key["id"]),
-            str(key["name"]),
-            f"{key['prefix']}…",
-            ",".join(sorted(key["scopes"])),  # type: ignore[call-overload]
-            _when(key["created_at"]),
-            _when(key["last_used_at"]),
-            _when(key["revoked_at"]),
-        ]
-        for key in _run(settings, run())
-    ]
-    header = ["ID", "NAME", "PREFIX", "SCOPES", "CREATED", "LAST USED", "REVOKED"]
-    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
-    for row in [header, *rows]:
-        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+def api(*, host: str | None = None, port: int | None = None) -> None:
+    """``herald api``: the API alone (run ``herald worker`` processes beside it)."""
+    settings = _start("api")
+    _bind(settings, host, port)
+    _run(settings, _prepare(settings, demo=False))
+    _run_uvicorn(settings, run_worker=False)
 
 
-def _when(value: object) -> str:
-    from datetime import datetime
-
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if isinstance(value, datetime) else "-"
+_SERVER_OPTIONS = {"serve": ("--demo", "--no-demo", "--host", "--port"), "api": ("--host", "--port")}
 
 
-@apikey_app.command("revoke")
-def apikey_revoke(
-    key_id: Annotated[str, typer.Argument(help="The key's id (key_…), as `herald apikey list` shows.")],
-) -> None:
-    """Revoke an API key: requests made with it are refused from now on."""
-    from herald.engine.service import Herald
-    from herald.store.apikeys import revoke_api_key
-
-    settings = _start("apikey revoke")
-
-    async def run() -> bool:
-        herald = Herald(settings)
-        try:
-            if settings.auto_migrate:
-                await herald.migrate()
-            async with herald.db.write() as conn:
-                return await revoke_api_key(conn, key_id)
-        finally:
-            await herald.close()
-
-    if not _run(settings, run()):
-        typer.echo(f"herald: no active API key {key_id!r} (see `herald apikey list`)", err=True)
-        raise typer.Exit(1)
-    typer.echo(f"revoked {key_id}", err=True)
-
-
-@app.command()
-def token(
-    user_id: Annotated[str, typer.Argument(help="The user id (the business system's own).")],
-    expires_in: Annotated[
-        int,
-        typer.Option(
-            help="Lifetime in seconds: 60 to HERALD_USER_TOKEN_MAX_SECONDS (30 days).", min=60, max=MAX_EXPIRES_IN
-        ),
-    ] = 3600,
-) -> None:
-    """Print a user token (HS256 JWT) alone on stdout."""
-    from herald.engine.tokens import mint_user_token
-
-    settings = _start("token", sqlite_must_exist=False)
-    if settings.secret_key is None:  # the key is read from the file beside the SQLite database
-        _refuse_missing_sqlite(settings)
-    try:
-        secret = settings.resolved_secret_key(create=False)
-    except FileNotFoundError as exc:
-        typer.echo(f"herald: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    if expires_in > settings.user_token_max_seconds:
-        typer.echo(
-            f"herald: --expires-in may be at most {settings.user_token_max_seconds} seconds "
-            "(HERALD_USER_TOKEN_MAX_SECONDS): the server refuses longer-lived tokens",
-            err=True,
-        )
-        raise typer.Exit(2)
-    value, _ = mint_user_token(secret, user_id, expires_in)
-    typer.echo(value)
+def server_args(argv: list[str]) -> tuple[str, dict[str, Any]] | None:
+    """``serve`` or ``api`` and its options, when ``argv`` is that and nothing else, each option at
+    most once and each value plainly valid (a host not starting with ``-``, a port of digits in
+    1-65535); ``None`` for anything else, which Typer reads."""
+    if not argv or argv[0] not in _SERVER_OPTIONS:
+        return None
+    allowed = _SERVER_OPTIONS[argv[0]]
+    options: dict[str, Any] = {}
+    rest = iter(argv[1:])
+    for arg in rest:
+        name, eq, value = arg.partition("=")
+        if name not in allowed:
+            return None
+        parsed: bool | int | str
+        if name in ("--demo", "--no-demo"):
+            key, parsed = "demo", name == "--demo"
+            if eq:
+                return None
+        else:
+            key = name.removeprefix("--")
+            if not eq:
+                value = next(rest, "")
+            if not value or value.startswith("-"):
+                return None
+            parsed = value
+            if key == "port":
+                if not (value.isascii() and value.isdigit() and 1 <= int(value) <= 65535):
+                    return None
+                parsed = int(value)
+        if key in options:
+            return None
+        options[key] = parsed
+    return argv[0], options
 
 
 def main() -> None:
-    app()
+    server = None if "_HERALD_COMPLETE" in os.environ else server_args(sys.argv[1:])  # shell completion: Typer's
+    if server is None:
+        from herald.commands import app
+
+        app()
+        return
+    command, options = server
+    try:
+        (serve if command == "serve" else api)(**options)
+    except KeyboardInterrupt:  # before serving (uvicorn handles its own): as Typer says it
+        echo("\nAborted!", err=True)
+        raise SystemExit(1) from None
+
+
+def __getattr__(name: str) -> Any:
+    """``herald.cli.app`` (the Typer app, ``herald/commands.py``), imported when first asked for."""
+    if name in ("app", "apikey_app"):
+        from herald import commands
+
+        return getattr(commands, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if __name__ == "__main__":
