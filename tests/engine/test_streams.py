@@ -176,6 +176,7 @@ async def test_another_users_item_cannot_be_touched_and_nobody_hears_of_it(rt: H
 
 
 async def test_an_announcement_to_everyone_is_one_backplane_message(rt: Harness) -> None:
+    await settle(rt)  # the fixture's type edit has gone out first (an ``invalidate`` message)
     published = Published(rt)
     hub = rt.herald.realtime.hub
     streams = {f"u{n}": hub.open(f"u{n}") for n in range(USERS_OF_AN_ANNOUNCEMENT)}
