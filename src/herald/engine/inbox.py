@@ -35,12 +35,10 @@ def in_audience(announcement: dict[str, Any], user_tags: list[str] | None) -> bo
 async def _user_announcements(herald: Herald, conn: Any, user_id: str, now: datetime) -> list[dict[str, Any]]:
     """Live announcements this user is in the audience of (user row read only when tags matter)."""
     live = await herald.announcements.live(herald, now, conn)
-    if not live:
-        return []
-    tags: list[str] | None = None
-    if any(not (a["audience"] or {}).get("all") for a in live):
-        user = await user_store.get_user(conn, user_id)
-        tags = (user or {}).get("tags") or []
+    if all((a["audience"] or {}).get("all") for a in live):
+        return live  # the usual case: everyone's, no user row needed
+    user = await user_store.get_user(conn, user_id)
+    tags = (user or {}).get("tags") or []
     return [a for a in live if in_audience(a, tags)]
 
 
@@ -131,14 +129,17 @@ async def counts(herald: Herald, user_id: str) -> dict[str, Any]:
         anns = await _user_announcements(herald, conn, user_id, now)
         if anns:
             marks = await ann_store.marks_for(conn, user_id, [a["id"] for a in anns])
-            unread = sum(
-                1
-                for a in anns
-                if not (m := marks.get(a["id"])) or not (m["read_at"] or m["archived_at"] or m["deleted_at"])
-            )
+            unread = 0
+            for a in anns:
+                m = marks.get(a["id"])
+                if m is None:  # never touched: unread and unseen
+                    unread += 1
+                    unseen += 1
+                elif not (m["read_at"] or m["archived_at"] or m["deleted_at"]):
+                    unread += 1
+                    unseen += m["seen_at"] is None
             if unread:
                 by_category[ANNOUNCEMENT] = by_category.get(ANNOUNCEMENT, 0) + unread
-            unseen += sum(1 for a in anns if announcement_unseen(marks.get(a["id"])))
     full = {c: by_category.get(c, 0) for c in ("reminder", "announcement", "direct")}
     full.update(by_category)
     return {"total": sum(full.values()), "by_category": full, "unseen": unseen}
