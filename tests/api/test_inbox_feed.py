@@ -119,3 +119,35 @@ async def test_action_url_actions_actor_and_target_reach_the_item(harness: Harne
     assert item["actions"] == [{"label": "回复", "url": "https://app.example.com/posts/p-1#reply"}]
     assert item["actor"] == {"id": "bob", "name": "Bob"} and item["target"] == {"type": "post", "id": "p-1"}
     assert item["data"] == {"who": "Bob", "post": "p-1"}
+
+
+async def test_counts_follow_every_mark_on_items_and_announcements(harness: Harness, inbox_type: str) -> None:
+    """Unread and unseen, private items and announcements, through seen, read, archive and delete."""
+    h, alice = harness, harness.user("alice")
+
+    async def counts() -> tuple[int, int, int]:
+        c = (await h.client.get("/v1/me/inbox/counts", headers=alice)).json()
+        return c["by_category"]["reminder"], c["by_category"]["announcement"], c["unseen"]
+
+    await fill(h, inbox_type, "alice", 2)
+    anns = []
+    for title in ("a1", "a2", "a3"):
+        r = await h.client.post("/v1/announcements", json={"title": title}, headers=h.admin())
+        assert r.status_code == 201
+        anns.append(r.json()["id"])
+    assert await counts() == (2, 3, 5)
+    assert (await h.client.post("/v1/me/inbox/seen", headers=alice)).json() == {"updated": 5}
+    assert await counts() == (2, 3, 0)  # seen, still unread
+    await fill(h, inbox_type, "alice", 1)
+    r = await h.client.post("/v1/announcements", json={"title": "a4"}, headers=h.admin())
+    anns.append(r.json()["id"])
+    assert await counts() == (3, 4, 2)  # the new ones are unseen
+    await h.client.post(f"/v1/me/inbox/{anns[3]}/read", headers=alice)  # read implies seen
+    assert await counts() == (3, 3, 1)
+    await h.client.post(f"/v1/me/inbox/{anns[0]}/archive", headers=alice)
+    await h.client.delete(f"/v1/me/inbox/{anns[1]}", headers=alice)
+    assert await counts() == (3, 1, 1)
+    await h.client.post(f"/v1/me/inbox/{anns[3]}/unread", headers=alice)  # unread again, seen stays
+    assert await counts() == (3, 2, 1)
+    bob = (await h.client.get("/v1/me/inbox/counts", headers=h.user("bob"))).json()
+    assert (bob["by_category"]["announcement"], bob["unseen"]) == (4, 4)  # alice's marks are hers alone

@@ -123,12 +123,13 @@ async def feed(
 async def counts(herald: Herald, user_id: str) -> dict[str, Any]:
     now = utcnow()
     async with herald.db.read() as conn:
-        private = await inbox_store.unread_and_unseen(conn, user_id, now=now)
+        anns = await _user_announcements(herald, conn, user_id, now)
+        private, marks = await inbox_store.unread_and_unseen(
+            conn, user_id, now=now, announcement_ids=[a["id"] for a in anns]
+        )
         by_category = {category: n for category, (n, _) in private.items()}
         unseen = sum(u for _, u in private.values())
-        anns = await _user_announcements(herald, conn, user_id, now)
         if anns:
-            marks = await ann_store.marks_for(conn, user_id, [a["id"] for a in anns])
             unread = 0
             for a in anns:
                 m = marks.get(a["id"])

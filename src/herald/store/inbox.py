@@ -103,21 +103,55 @@ async def list_items(
     return out
 
 
-_COUNTS_SQL = {
-    True: "SELECT category, count(*), count(*) FILTER (WHERE seen_at IS NULL) FROM inbox_items "
+_COUNTS_PG = (
+    "SELECT category, count(*), count(*) FILTER (WHERE seen_at IS NULL), "
+    "NULL::timestamptz, NULL::timestamptz, NULL::timestamptz, NULL::timestamptz FROM inbox_items "
     "WHERE user_id = $1 AND read_at IS NULL AND archived_at IS NULL AND (expires_at IS NULL OR expires_at > $2) "
-    "GROUP BY category",
-    False: "SELECT category, count(*), sum(CASE WHEN seen_at IS NULL THEN 1 ELSE 0 END) FROM inbox_items "
-    "WHERE user_id = ? AND read_at IS NULL AND archived_at IS NULL AND (expires_at IS NULL OR expires_at > ?) "
-    "GROUP BY category",
+    "GROUP BY category"
+)
+_COUNTS_LITE = (
+    "SELECT category, count(*), sum(CASE WHEN seen_at IS NULL THEN 1 ELSE 0 END), NULL, NULL, NULL, NULL "
+    "FROM inbox_items "
+    "WHERE user_id = ?1 AND read_at IS NULL AND archived_at IS NULL AND (expires_at IS NULL OR expires_at > ?2) "
+    "GROUP BY category"
+)
+_MARKS_PG = (
+    " UNION ALL SELECT announcement_id, NULL, NULL, read_at, seen_at, archived_at, deleted_at "
+    "FROM announcement_marks WHERE user_id = $1 AND announcement_id = ANY(CAST($3 AS text[]))"
+)
+_MARKS_LITE = (
+    " UNION ALL SELECT announcement_id, NULL, NULL, read_at, seen_at, archived_at, deleted_at "
+    "FROM announcement_marks WHERE user_id = ?1 AND announcement_id IN (SELECT value FROM json_each(?3))"
+)
+# {postgres: {with marks: statement}}: the counts alone, or the counts and this user's marks on the
+# given announcements in one round trip (a mark's row has NULL for the count)
+_COUNTS_SQL = {
+    True: {False: _COUNTS_PG, True: _COUNTS_PG + _MARKS_PG},
+    False: {False: _COUNTS_LITE, True: _COUNTS_LITE + _MARKS_LITE},
 }
+_MARK_TIMES = ("read_at", "seen_at", "archived_at", "deleted_at")
 
 
-async def unread_and_unseen(conn: AsyncConnection, user_id: str, *, now: datetime) -> dict[str, tuple[int, int]]:
-    """``{category: (unread, unseen)}`` of one user in one statement (categories without an unread item absent)."""
+async def unread_and_unseen(
+    conn: AsyncConnection, user_id: str, *, now: datetime, announcement_ids: Sequence[str] = ()
+) -> tuple[dict[str, tuple[int, int]], dict[str, dict[str, Any]]]:
+    """``{category: (unread, unseen)}`` of one user (categories without an unread item absent), and
+    the user's marks on ``announcement_ids`` as ``store.announcements.marks_for`` gives them: one
+    statement, one round trip."""
     postgres = conn.dialect.name == "postgresql"
-    rows = await raw.fetch(conn, _COUNTS_SQL[postgres], [user_id, now if postgres else sqlite_time(now)])
-    return {category: (int(n), int(unseen or 0)) for category, n, unseen in rows}
+    args: list[Any] = [user_id, now if postgres else sqlite_time(now)]
+    if announcement_ids:
+        args.append(list(announcement_ids) if postgres else json.dumps(list(announcement_ids)))
+    sql = _COUNTS_SQL[postgres][bool(announcement_ids)]
+    counts: dict[str, tuple[int, int]] = {}
+    marks: dict[str, dict[str, Any]] = {}
+    for key, n, unseen, *times in await raw.fetch(conn, sql, args):
+        if n is not None:
+            counts[key] = (int(n), int(unseen or 0))
+        else:
+            marks[key] = {"user_id": user_id, "announcement_id": key}
+            marks[key].update(zip(_MARK_TIMES, (_read_time(t) for t in times), strict=True))
+    return counts, marks
 
 
 _MARKS = {
