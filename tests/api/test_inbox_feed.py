@@ -151,3 +151,33 @@ async def test_counts_follow_every_mark_on_items_and_announcements(harness: Harn
     assert await counts() == (3, 2, 1)
     bob = (await h.client.get("/v1/me/inbox/counts", headers=h.user("bob"))).json()
     assert (bob["by_category"]["announcement"], bob["unseen"]) == (4, 4)  # alice's marks are hers alone
+
+
+async def test_announcement_marks_show_in_the_feed(harness: Harness, inbox_type: str) -> None:
+    """Seen is not read; read, archived and deleted each show (or hide) as the user set them."""
+    h, alice = harness, harness.user("alice")
+    await fill(h, inbox_type, "alice", 1)
+    ids = []
+    for title in ("seen-only", "read", "archived", "deleted"):
+        r = await h.client.post("/v1/announcements", json={"title": title}, headers=h.admin())
+        ids.append(r.json()["id"])
+    await h.client.post("/v1/me/inbox/seen", headers=alice)
+    await h.client.post(f"/v1/me/inbox/{ids[1]}/read", headers=alice)
+    await h.client.post(f"/v1/me/inbox/{ids[2]}/archive", headers=alice)
+    await h.client.delete(f"/v1/me/inbox/{ids[3]}", headers=alice)
+
+    async def feed(query: str = "") -> dict[str, dict[str, object]]:
+        items = (await h.client.get(f"/v1/me/inbox?limit=50{query}", headers=alice)).json()["items"]
+        return {i["title"]: i for i in items if i["type"] == "announcement"}
+
+    shown = await feed()
+    assert sorted(shown) == ["read", "seen-only"]
+    assert (shown["seen-only"]["read"], shown["seen-only"]["read_at"]) == (False, None)
+    assert shown["seen-only"]["seen_at"] is not None
+    assert shown["read"]["read"] is True and shown["read"]["read_at"] is not None
+    assert sorted(await feed("&status=unread")) == ["seen-only"]
+    assert sorted(await feed("&status=read")) == ["read"]
+    assert sorted(await feed("&archived=true")) == ["archived"]
+    bob = (await h.client.get("/v1/me/inbox?limit=50", headers=h.user("bob"))).json()["items"]
+    assert sorted(i["title"] for i in bob) == ["archived", "deleted", "read", "seen-only"]
+    assert all(i["seen_at"] is None and not i["read"] for i in bob)

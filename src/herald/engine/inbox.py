@@ -84,36 +84,43 @@ async def feed(
     now = utcnow()
     before = decode_cursor(cursor) if cursor else None
     async with herald.db.read() as conn:
-        rows = await inbox_store.list_items(
-            conn, user_id, now=now, status=status, category=category, archived=archived, before=before, limit=limit + 1
-        )
-        items = [private_item(r) for r in rows]
+        anns: list[dict[str, Any]] = []
         if category in (None, ANNOUNCEMENT):
             anns = await _user_announcements(herald, conn, user_id, now)
             if before is not None:
                 anns = [a for a in anns if (a["feed_at"], a["id"]) < before]
-            if len(items) > limit:
-                # the page is full of private items down to this key: an older announcement cannot make it
-                floor = (items[-1]["created_at"], items[-1]["id"])
-                anns = [a for a in anns if (a["feed_at"], a["id"]) > floor]
-            if anns:
-                marks = await ann_store.marks_for(conn, user_id, [a["id"] for a in anns])
-                taken = 0
-                for a in sorted(anns, key=lambda a: (a["feed_at"], a["id"]), reverse=True):
-                    if taken > limit:  # newest first: limit + 1 of them are all a page can use
-                        break
-                    mark = marks.get(a["id"])
-                    if mark is not None:
-                        if mark["deleted_at"] or (mark["archived_at"] is not None) != archived:
-                            continue
-                        if status == "unread" and mark["read_at"] is not None:
-                            continue
-                    elif archived:
-                        continue
-                    if status == "read" and (mark is None or mark["read_at"] is None):
-                        continue
-                    items.append(announcement_item(a, mark))
-                    taken += 1
+        rows, marks = await inbox_store.list_items(
+            conn,
+            user_id,
+            now=now,
+            status=status,
+            category=category,
+            archived=archived,
+            before=before,
+            limit=limit + 1,
+            announcement_ids=[a["id"] for a in anns],
+        )
+    items = [private_item(r) for r in rows]
+    if len(items) > limit:
+        # the page is full of private items down to this key: an older announcement cannot make it
+        floor = (items[-1]["created_at"], items[-1]["id"])
+        anns = [a for a in anns if (a["feed_at"], a["id"]) > floor]
+    taken = 0
+    for a in sorted(anns, key=lambda a: (a["feed_at"], a["id"]), reverse=True):
+        if taken > limit:  # newest first: limit + 1 of them are all a page can use
+            break
+        mark = marks.get(a["id"])
+        if mark is not None:
+            if mark["deleted_at"] or (mark["archived_at"] is not None) != archived:
+                continue
+            if status == "unread" and mark["read_at"] is not None:
+                continue
+        elif archived:
+            continue
+        if status == "read" and (mark is None or mark["read_at"] is None):
+            continue
+        items.append(announcement_item(a, mark))
+        taken += 1
     items.sort(key=lambda i: (i["created_at"], i["id"]), reverse=True)
     page = items[:limit]
     next_cursor = encode_cursor(page[-1]["created_at"], page[-1]["id"]) if len(items) > limit else None

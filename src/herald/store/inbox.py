@@ -47,13 +47,18 @@ def _read_time(value: Any) -> datetime | None:
     return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
-@lru_cache(maxsize=64)
-def _feed_sql(postgres: bool, status: str, by_category: bool, archived: bool, after_cursor: bool) -> str:
+@lru_cache(maxsize=128)
+def _feed_sql(
+    postgres: bool, status: str, by_category: bool, archived: bool, after_cursor: bool, with_marks: bool
+) -> str:
     """The feed statement for one combination of filters, as text for the driver: the inbox is the
-    hottest read path (``store.raw``). JSON columns come back as text, passed through (``core.rawjson``)."""
-    params = iter(f"${n}" for n in range(1, 8)) if postgres else iter(["?"] * 7)
+    hottest read path (``store.raw``). JSON columns come back as text, passed through (``core.rawjson``).
+    ``with_marks``: the user's marks on the given announcements come in the same round trip, as rows
+    whose ``type_key`` is NULL (``deleted_at`` in the ``created_at`` column)."""
+    params = iter(f"${n}" if postgres else f"?{n}" for n in range(1, 9))
+    user, now = next(params), next(params)
     columns = ", ".join(f"{c}::text" if postgres and c in _JSON_COLUMNS else c for c in FEED_COLUMNS)
-    where = [f"user_id = {next(params)}", f"(expires_at IS NULL OR expires_at > {next(params)})"]
+    where = [f"user_id = {user}", f"(expires_at IS NULL OR expires_at > {now})"]
     where.append("archived_at IS NOT NULL" if archived else "archived_at IS NULL")
     if status == "unread":
         where.append("read_at IS NULL")
@@ -64,9 +69,19 @@ def _feed_sql(postgres: bool, status: str, by_category: bool, archived: bool, af
     if after_cursor:
         # a row-value comparison, so the index range scan starts at the cursor
         where.append(f"(created_at, id) < ({next(params)}, {next(params)})")
-    return (
+    page = (
         f"SELECT {columns} FROM inbox_items WHERE {' AND '.join(where)} "  # noqa: S608 (constants only)
         f"ORDER BY created_at DESC, id DESC LIMIT {next(params)}"
+    )
+    if not with_marks:
+        return page
+    ids = next(params)
+    wanted = f"= ANY(CAST({ids} AS text[]))" if postgres else f"IN (SELECT value FROM json_each({ids}))"  # noqa: S608 (constants only)
+    nulls = ", ".join(["NULL"] * 11)
+    return (
+        f"SELECT * FROM ({page}) AS page UNION ALL "  # noqa: S608 (constants only)
+        f"SELECT announcement_id, {nulls}, read_at, seen_at, archived_at, deleted_at, NULL "
+        f"FROM announcement_marks WHERE user_id = {user} AND announcement_id {wanted}"
     )
 
 
@@ -80,11 +95,13 @@ async def list_items(
     archived: bool = False,
     before: tuple[datetime, str] | None = None,
     limit: int = 20,
-) -> list[dict[str, Any]]:
-    """Newest first by (created_at, id), strictly before the cursor key. JSON columns are
-    ``core.rawjson.stored_json`` values: ``RawJSON`` for output with ``rawjson.dumps``."""
+    announcement_ids: Sequence[str] = (),
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Newest first by (created_at, id), strictly before the cursor key, and the user's marks on
+    ``announcement_ids`` (as ``store.announcements.marks_for`` gives them), in one round trip. JSON
+    columns are ``core.rawjson.stored_json`` values: ``RawJSON`` for output with ``rawjson.dumps``."""
     postgres = conn.dialect.name == "postgresql"
-    sql = _feed_sql(postgres, status, bool(category), archived, before is not None)
+    sql = _feed_sql(postgres, status, bool(category), archived, before is not None, bool(announcement_ids))
     at: Any = (lambda t: t) if postgres else sqlite_time
     args: list[Any] = [user_id, at(now)]
     if category:
@@ -92,15 +109,28 @@ async def list_items(
     if before is not None:
         args += [at(before[0]), before[1]]
     args.append(limit)
-    out = []
+    if announcement_ids:
+        args.append(list(announcement_ids) if postgres else json.dumps(list(announcement_ids)))
+    items, marks = [], {}
     for row in await raw.fetch(conn, sql, args):
+        if row[2] is None:  # type_key: a mark
+            read_at, seen_at, archived_at, deleted_at = (_read_time(t) for t in row[12:16])
+            marks[row[0]] = {
+                "user_id": user_id,
+                "announcement_id": row[0],
+                "read_at": read_at,
+                "seen_at": seen_at,
+                "archived_at": archived_at,
+                "deleted_at": deleted_at,
+            }
+            continue
         item = dict(zip(FEED_COLUMNS, row, strict=True))
         for column in _JSON_COLUMNS:
             item[column] = stored_json(item[column])
         for column in _TIME_COLUMNS:
             item[column] = _read_time(item[column])
-        out.append(item)
-    return out
+        items.append(item)
+    return items, marks
 
 
 _COUNTS_PG = (
