@@ -35,7 +35,7 @@ def in_audience(announcement: dict[str, Any], user_tags: list[str] | None) -> bo
 async def _user_announcements(herald: Herald, conn: Any, user_id: str, now: datetime) -> list[dict[str, Any]]:
     """Live announcements this user is in the audience of (user row read only when tags matter)."""
     live = await herald.announcements.live(herald, now, conn)
-    if all((a["audience"] or {}).get("all") for a in live):
+    if herald.announcements.for_everyone or all((a["audience"] or {}).get("all") for a in live):
         return live  # the usual case: everyone's, no user row needed
     user = await user_store.get_user(conn, user_id)
     tags = (user or {}).get("tags") or []

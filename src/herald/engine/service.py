@@ -37,6 +37,8 @@ class AnnouncementCache:
 
     ttl: float = 2.0
     _rows: list[dict[str, Any]] = field(default_factory=list)
+    for_everyone: bool = True
+    """Every announcement loaded is for everyone (no audience tags): no user row is needed to filter."""
     _loaded_at: float = float("-inf")
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -67,6 +69,7 @@ class AnnouncementCache:
                     else:
                         async with herald.db.read() as own:
                             self._rows = await ann_store.live_announcements(own, now)
+                    self.for_everyone = all((a["audience"] or {}).get("all") for a in self._rows)
                     self._loaded_at = time.monotonic()
         return [
             a
