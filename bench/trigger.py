@@ -464,8 +464,9 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,8,32", help="requests in flight for the single trigger")
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each measured cell")
     parser.add_argument(
-        "--client", choices=["httpx", "wrk", "both"], default="both",
-        help="load generator for the single trigger (batches always use httpx)",
+        "--client", choices=["httpx", "wrk", "both"], default="wrk",
+        help="load generator for the single trigger (batches always use httpx); httpx in one process "
+        "tops out at a few hundred requests/s here (its ceiling line says so): wrk by default",
     )  # fmt: skip
     parser.add_argument("--batch-sizes", default="100,1000", help="entries per batch ('' to skip batches)")
     parser.add_argument("--batch-concurrency", type=int, default=2, help="batches in flight")
