@@ -60,6 +60,10 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     # stored JSON is read back repaired (a lone surrogate, absurd nesting): no read can fail on it
     kwargs.setdefault("json_deserializer", load_stored_json)
     if backend_for_url(url) is DatabaseBackend.SQLITE:
+        # No rollback when a connection goes back to the pool: every transaction here is begun by
+        # SQLAlchemy ("begin" below), which ends it itself when the connection closes, so the pool's
+        # extra rollback was a no-op that cost a trip to aiosqlite's thread on every request.
+        kwargs.setdefault("pool_reset_on_return", None)
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
