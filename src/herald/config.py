@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     secret_key: str | None = Field(default=None, repr=False)
     redis_url: str | None = None
+    database_pool_size: int = Field(default=40, ge=1, le=1000)
+    """Database connections one process keeps at most, opened as needed and kept open (no overflow:
+    a connection opened beyond the pool and closed on return made PostgreSQL fork a backend per request)."""
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

@@ -90,6 +90,7 @@ class Herald:
         self.secret_key = settings.resolved_secret_key()
         self.db = Database(
             settings.database_url,
+            pool_size=settings.database_pool_size,
             # transactions that add due work wake PostgreSQL workers (store/queue.py)
             **({} if settings.is_sqlite or not settings.pg_notify else {"execution_options": {NOTIFY_OPTION: True}}),
         )

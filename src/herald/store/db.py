@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from herald.core.backends import DatabaseBackend, backend_for_url
@@ -59,6 +59,16 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An engine for ``url``; ``ValueError`` for a scheme Herald does not run on (config.py)."""
     # stored JSON is read back repaired (a lone surrogate, absurd nesting): no read can fail on it
     kwargs.setdefault("json_deserializer", load_stored_json)
+    # Connections are opened as needed up to pool_size and then kept: with an overflow, every
+    # connection beyond the pool was opened for one request and closed after it (on PostgreSQL a
+    # backend forked and an SSL handshake tried per request under load: c=32 inbox reads at half the
+    # rate of c=8). Beyond pool_size, requests wait for a connection (pool_timeout, then 503).
+    database = make_url(url).database or ""
+    if database in ("", ":memory:") or "mode=memory" in url:  # one shared connection: no pool to size
+        kwargs.pop("pool_size", None)
+    else:
+        kwargs.setdefault("pool_size", 40)
+        kwargs.setdefault("max_overflow", 0)
     if backend_for_url(url) is DatabaseBackend.SQLITE:
         # No rollback when a connection goes back to the pool: every transaction here is begun by
         # SQLAlchemy ("begin" below), which ends it itself when the connection closes, so the pool's
@@ -68,8 +78,6 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
     else:
-        kwargs.setdefault("pool_size", 20)
-        kwargs.setdefault("max_overflow", 20)
         engine = create_async_engine(url, **kwargs)
     use_dialect(engine.dialect.name)  # the partial indexes' options for this database (tables.py)
     return engine
