@@ -11,7 +11,10 @@ Each round, in the same run:
 - **Herald, first start**: ``python -m herald.cli serve`` (API + worker in one process, the embedded
   default) on a fresh SQLite data directory, so it creates the schema and the first admin key;
 - **Herald, restart**: the same command again on that directory (schema current: the usual start);
-- **baseline**: a hello-world FastAPI app (one ``GET /healthz`` route) under ``python -m uvicorn``.
+- **baseline**: a hello-world FastAPI app (one ``GET /healthz`` route) under ``python -m uvicorn``;
+- **stack**: the same app, which also imports what Herald cannot start without (SQLAlchemy's asyncio
+  extension, aiosqlite, pydantic-settings) and opens a SQLite engine with one query at start: the
+  floor of this stack served, before any of Herald's own code.
 
 For each: the wall time from just before the process is spawned to the first 200 from ``GET
 /healthz`` (polled every 5 ms), the CPU time the process (and the children it waited for) used up
@@ -71,13 +74,39 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 """
 
-# Libraries a channel, a backend or a command needs only when used: ``import herald.app`` on SQLite
-# without Redis should load none of them (tests/test_footprint.py keeps it so). The last two are
-# still imported at start (see bench/README.md).
+# Libraries a channel, a backend, a template or a command needs only when used: ``import herald.app``
+# on SQLite without Redis should load none of them (tests/test_footprint.py keeps it so).
 OPTIONAL = (
     "alembic", "apprise", "pywebpush", "requests", "cryptography", "jwt", "aiosmtplib", "asyncpg",
-    "redis", "httpx", "prometheus_client", "jinja2", "sqlalchemy.dialects.postgresql",
+    "redis", "httpx", "prometheus_client", "jinja2", "sqlalchemy.dialects.postgresql", "typer",
 )  # fmt: skip
+
+STACK_APP = """
+from contextlib import asynccontextmanager
+
+import aiosqlite  # noqa: F401
+import pydantic_settings  # noqa: F401
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+
+@asynccontextmanager
+async def lifespan(app):
+    engine = create_async_engine("sqlite+aiosqlite:///stack.db")
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+    yield
+    await engine.dispose()
+
+
+app = FastAPI(lifespan=lifespan)
+
+
+@app.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+"""
 
 # What any Herald start imports: each alone, then all together.
 FLOOR_PARTS = (
@@ -86,14 +115,14 @@ FLOOR_PARTS = (
     ("sqlalchemy (Core)", "import sqlalchemy"),
     ("sqlalchemy.ext.asyncio (+ ORM) + aiosqlite", "import sqlalchemy.ext.asyncio, aiosqlite"),
     ("pydantic-settings (config)", "import pydantic_settings"),
-    ("typer (the CLI)", "import typer"),
 )
-FLOOR = "import fastapi, uvicorn, sqlalchemy.ext.asyncio, aiosqlite, pydantic_settings, typer"
+FLOOR = "import fastapi, uvicorn, sqlalchemy.ext.asyncio, aiosqlite, pydantic_settings"
 # What each costs on top of that floor.
 ON_TOP = (
     ("pydantic.v1 (FastAPI's check of route models)", "import pydantic.v1"),
-    ("jinja2 sandbox (core/templates.py)", "import jinja2.sandbox, jinja2.meta"),
-    ("sqlalchemy PostgreSQL dialect (store/types.py)", "import sqlalchemy.dialects.postgresql"),
+    ("typer (the CLI; not for serve or api)", "import typer"),
+    ("jinja2 sandbox (first template)", "import jinja2.sandbox, jinja2.meta"),
+    ("sqlalchemy PostgreSQL dialect (PostgreSQL only)", "import sqlalchemy.dialects.postgresql"),
     ("alembic (when the schema is behind)", "import alembic.command"),
     ("httpx (HTTP channels, first send)", "import httpx"),
     ("cryptography + PyJWT (first token)", "import jwt, cryptography.fernet"),
@@ -127,6 +156,7 @@ class Rounds:
     fresh: list[Start] = field(default_factory=list)
     restart: list[Start] = field(default_factory=list)
     baseline: list[Start] = field(default_factory=list)
+    stack: list[Start] = field(default_factory=list)
     after_use: list[float] = field(default_factory=list)
 
 
@@ -262,12 +292,14 @@ def first_use(port: int, key: str) -> None:
     ok(*request(port, "GET", "/v1/me/inbox/counts", token=token), "counts")
 
 
-def measure_baseline(base_env: dict[str, str], work_dir: Path, settle: float) -> Start:
-    (work_dir / "hello_app.py").write_text(HELLO_APP)
+def measure_baseline(
+    base_env: dict[str, str], work_dir: Path, settle: float, source: str = HELLO_APP, name: str = "hello_app"
+) -> Start:
+    (work_dir / f"{name}.py").write_text(source)
     port = free_port()
-    cmd = [sys.executable, "-m", "uvicorn", "hello_app:app", "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [sys.executable, "-m", "uvicorn", f"{name}:app", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--log-level", "warning"]
-    with started(cmd, base_env, work_dir, port, work_dir / "hello.log") as (pid, seconds, cpu):
+    with started(cmd, base_env, work_dir, port, work_dir / f"{name}.log") as (pid, seconds, cpu):
         time.sleep(settle)
         return Start(seconds, cpu, rss_mib(pid))
 
@@ -358,21 +390,25 @@ def run_rounds(args: argparse.Namespace, env: dict[str, str]) -> Rounds:
     with tempfile.TemporaryDirectory(prefix="herald-footprint-") as tmp:  # warm-up, not measured
         measure_herald(env, Path(tmp), 0, use=False)
         measure_baseline(env, Path(tmp), 0)
+        measure_baseline(env, Path(tmp), 0, STACK_APP, "stack_app")
     for i in range(args.repeat):
         with tempfile.TemporaryDirectory(prefix="herald-footprint-") as tmp:
             data_dir = Path(tmp)
             fresh, used = measure_herald(env, data_dir, args.settle, use=not args.no_use)
             restart = measure_herald(env, data_dir, args.settle, use=False)[0]
             baseline = measure_baseline(env, data_dir, args.settle)
+            stack = measure_baseline(env, data_dir, args.settle, STACK_APP, "stack_app")
         rounds.fresh.append(fresh)
         rounds.restart.append(restart)
         rounds.baseline.append(baseline)
+        rounds.stack.append(stack)
         if used is not None:
             rounds.after_use.append(used)
         print(
             f"  round {i + 1}: first start {fresh.seconds:.2f} s {fresh.rss_mib:.1f} MiB · restart "
             f"{restart.seconds:.2f} s {restart.rss_mib:.1f} MiB · baseline "
-            f"{baseline.seconds:.2f} s {baseline.rss_mib:.1f} MiB · load {loadavg()}",
+            f"{baseline.seconds:.2f} s {baseline.rss_mib:.1f} MiB · stack {stack.seconds:.2f} s "
+            f"{stack.rss_mib:.1f} MiB · load {loadavg()}",
             flush=True,
         )
     return rounds
@@ -386,25 +422,26 @@ def print_starts(rounds: Rounds) -> None:
     )
     print()
     print(
-        f"{'':<42} {'start→/healthz s':>16} {'× base':>7} {'CPU s':>6} {'× base':>7} {'idle RSS MiB':>13} {'× base':>7}"
+        f"{'':<48} {'start→/healthz s':>16} {'× base':>7} {'CPU s':>6} {'× base':>7} {'idle RSS MiB':>13} {'× base':>7}"
     )
     rows = [
         ("herald serve, first start (fresh dir)", rounds.fresh),
         ("herald serve, restart (schema current)", rounds.restart),
         ("baseline: hello-world FastAPI + uvicorn", rounds.baseline),
+        ("stack: baseline + SQLAlchemy/aiosqlite/settings", rounds.stack),
     ]
     for label, starts in rows:
         sec = median([s.seconds for s in starts])
         cpu = median([s.cpu_seconds for s in starts])
         mib = median([s.rss_mib for s in starts])
         print(
-            f"{label:<42} {sec:>16.2f} {sec / base.seconds:>7.2f} {cpu:>6.2f} {cpu / base.cpu_seconds:>7.2f}"
+            f"{label:<48} {sec:>16.2f} {sec / base.seconds:>7.2f} {cpu:>6.2f} {cpu / base.cpu_seconds:>7.2f}"
             f" {mib:>13.1f} {mib / base.rss_mib:>7.2f}"
         )
     if rounds.after_use:
         used = median(rounds.after_use)
         label = "herald serve, after first use"
-        print(f"{label:<42} {'':>16} {'':>7} {'':>6} {'':>7} {used:>13.1f} {used / base.rss_mib:>7.2f}")
+        print(f"{label:<48} {'':>16} {'':>7} {'':>6} {'':>7} {used:>13.1f} {used / base.rss_mib:>7.2f}")
     print("targets (issue 11): idle RSS <= 80 MiB, start -> /healthz <= 0.8 s")
 
 
