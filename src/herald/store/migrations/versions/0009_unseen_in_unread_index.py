@@ -25,9 +25,7 @@ WHERE = "read_at IS NULL AND archived_at IS NULL"
 
 def _rebuild(columns: list[str]) -> None:
     with op.batch_alter_table("inbox_items", schema=None) as batch_op:
-        batch_op.drop_index(
-            "ix_inbox_items_user_unread", sqlite_where=sa.text(WHERE), postgresql_where=sa.text(WHERE)
-        )
+        batch_op.drop_index("ix_inbox_items_user_unread", sqlite_where=sa.text(WHERE), postgresql_where=sa.text(WHERE))
         batch_op.create_index(
             "ix_inbox_items_user_unread",
             columns,
