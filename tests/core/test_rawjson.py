@@ -43,6 +43,7 @@ def test_stored_text_that_needs_repair_is_decoded() -> None:
     assert stored_json(None) is None
     assert stored_json("null") is None
     assert isinstance(stored_json('{"a": [1, 2]}'), RawJSON)
+    assert stored_json("{}") == {} and stored_json("[]") == []  # plain values: nothing to splice
     assert stored_json('{"a": "\\ud800"}') == {"a": "\ufffd"}  # a lone surrogate becomes U+FFFD
     assert stored_json('["\\ud83d\\ude00"]') == ["\U0001f600"]  # a pair is a character
     deep = "[" * 70 + "]" * 70

@@ -51,6 +51,8 @@ def stored_json(text: str | None) -> Any:
     can go out as it is, else the decoded and repaired value (``load_stored_json``)."""
     if text is None or text == "null":
         return None
+    if text == "{}" or text == "[]":  # the usual empty data and actions: no splicing needed
+        return {} if text == "{}" else []
     if "\\ud" in text or "\\uD" in text or text.count("[") + text.count("{") > MAX_STORED_DEPTH:
         return load_stored_json(text)
     return RawJSON(text)

@@ -127,8 +127,9 @@ async def list_items(
         item = dict(zip(FEED_COLUMNS, row, strict=True))
         for column in _JSON_COLUMNS:
             item[column] = stored_json(item[column])
-        for column in _TIME_COLUMNS:
-            item[column] = _read_time(item[column])
+        if not postgres:  # asyncpg returns aware datetimes already; SQLite returns text
+            for column in _TIME_COLUMNS:
+                item[column] = _read_time(item[column])
         items.append(item)
     return items, marks
 
