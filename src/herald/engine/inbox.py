@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -134,29 +135,31 @@ async def counts(herald: Herald, user_id: str) -> dict[str, Any]:
         private, marks = await inbox_store.unread_and_unseen(
             conn, user_id, now=now, announcement_ids=[a["id"] for a in anns]
         )
-        by_category = {category: n for category, (n, _) in private.items()}
-        unseen = sum(u for _, u in private.values())
-        if anns:
-            unread = 0
-            for a in anns:
-                m = marks.get(a["id"])
-                if m is None:  # never touched: unread and unseen
-                    unread += 1
-                    unseen += 1
-                elif not (m["read_at"] or m["archived_at"] or m["deleted_at"]):
-                    unread += 1
-                    unseen += m["seen_at"] is None
-            if unread:
-                by_category[ANNOUNCEMENT] = by_category.get(ANNOUNCEMENT, 0) + unread
+    return counts_view(private, anns, marks)
+
+
+def counts_view(
+    private: Mapping[str, tuple[int, int]], anns: Sequence[dict[str, Any]], marks: Mapping[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """What ``GET /v1/me/inbox/counts`` answers for one user, from their private items' (unread,
+    unseen) by category, the live announcements of their audience and their marks on those, by id
+    (marks are written only on a touch: none means unread and unseen)."""
+    by_category = {category: n for category, (n, _) in private.items()}
+    unseen = sum(u for _, u in private.values())
+    unread = 0
+    for a in anns:
+        m = marks.get(a["id"])
+        if m is None:
+            unread += 1
+            unseen += 1
+        elif not (m["read_at"] or m["archived_at"] or m["deleted_at"]):
+            unread += 1
+            unseen += m["seen_at"] is None
+    if unread:
+        by_category[ANNOUNCEMENT] = by_category.get(ANNOUNCEMENT, 0) + unread
     full = {c: by_category.get(c, 0) for c in ("reminder", "announcement", "direct")}
     full.update(by_category)
     return {"total": sum(full.values()), "by_category": full, "unseen": unseen}
-
-
-def announcement_unseen(mark: dict[str, Any] | None) -> bool:
-    """Never seen, read, archived or deleted by this user (marks are written only on a touch)."""
-    mark = mark or {}
-    return not any(mark.get(k) for k in ("seen_at", "read_at", "archived_at", "deleted_at"))
 
 
 _ANN_MARKS: dict[str, dict[str, str | None]] = {

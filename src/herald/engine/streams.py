@@ -219,22 +219,9 @@ class LiveFeed:
             marks = await self._marks(conn, users, [a["id"] for a in anns])
         out: dict[str, dict[str, Any]] = {}
         for user_id in users:
-            mine = private.get(user_id, {})
-            by_category = {category: n for category, (n, _) in mine.items()}
-            unseen = sum(n for _, n in mine.values())
-            unread_anns = 0
-            for a in anns:
-                if not inbox.in_audience(a, tags.get(user_id)):
-                    continue
-                mark = marks.get((user_id, a["id"])) or {}
-                if not (mark.get("read_at") or mark.get("archived_at") or mark.get("deleted_at")):
-                    unread_anns += 1
-                unseen += inbox.announcement_unseen(mark)
-            if unread_anns:
-                by_category[inbox.ANNOUNCEMENT] = by_category.get(inbox.ANNOUNCEMENT, 0) + unread_anns
-            full = {c: by_category.get(c, 0) for c in ("reminder", "announcement", "direct")}
-            full.update(by_category)
-            out[user_id] = {"total": sum(full.values()), "by_category": full, "unseen": unseen}
+            theirs = [a for a in anns if inbox.in_audience(a, tags.get(user_id))]
+            their_marks = {a["id"]: m for a in theirs if (m := marks.get((user_id, a["id"]))) is not None}
+            out[user_id] = inbox.counts_view(private.get(user_id, {}), theirs, their_marks)
         return out
 
     async def push_counts(self, users: Sequence[str]) -> None:

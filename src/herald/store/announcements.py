@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, or_, select, tuple_, update
@@ -53,20 +52,19 @@ async def live_announcements(conn: AsyncConnection, now: datetime) -> list[dict[
     return [dict(r) for r in (await conn.execute(query)).mappings()]
 
 
-_MARK_COLUMNS = ("announcement_id", "read_at", "seen_at", "archived_at", "deleted_at")
-_MARKS_FOR = {
-    # one statement text whatever the number of ids: prepared once per connection (store.raw)
-    True: "SELECT announcement_id, read_at, seen_at, archived_at, deleted_at FROM announcement_marks "
-    "WHERE user_id = $1 AND announcement_id = ANY(CAST($2 AS text[]))",
-    False: "SELECT announcement_id, read_at, seen_at, archived_at, deleted_at FROM announcement_marks "
-    "WHERE user_id = ? AND announcement_id IN (SELECT value FROM json_each(?))",
-}
+MARK_TIMES = ("read_at", "seen_at", "archived_at", "deleted_at")
 
 
-def _mark_time(value: Any) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+def marks_where(postgres: bool, user: str, ids: str) -> str:
+    """The WHERE of a user's marks on a list of announcements (parameters ``user``, ``ids``: ``raw.text_list``)."""
+    return f"user_id = {user} AND announcement_id {raw.any_of(postgres, ids)}"
+
+
+def mark_row(user_id: str, announcement_id: str, times: Sequence[Any]) -> dict[str, Any]:
+    """A mark read by a raw statement, its ``MARK_TIMES`` in that order, as ``marks_for`` gives it."""
+    row: dict[str, Any] = {"user_id": user_id, "announcement_id": announcement_id}
+    row.update(zip(MARK_TIMES, (raw.read_time(t) for t in times), strict=True))
+    return row
 
 
 async def marks_for(conn: AsyncConnection, user_id: str, ann_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -75,15 +73,11 @@ async def marks_for(conn: AsyncConnection, user_id: str, ann_ids: Sequence[str])
     if not ann_ids:
         return {}
     postgres = conn.dialect.name == "postgresql"
-    ids: Any = list(ann_ids) if postgres else json.dumps(list(ann_ids))
-    out: dict[str, dict[str, Any]] = {}
-    for row in await raw.fetch(conn, _MARKS_FOR[postgres], [user_id, ids]):
-        out[row[0]] = {
-            "user_id": user_id,
-            "announcement_id": row[0],
-            **{name: _mark_time(value) for name, value in zip(_MARK_COLUMNS[1:], row[1:], strict=True)},
-        }
-    return out
+    user, ids = ("$1", "$2") if postgres else ("?1", "?2")
+    sql = f"SELECT announcement_id, {', '.join(MARK_TIMES)} FROM announcement_marks "  # noqa: S608 (constants only)
+    sql += f"WHERE {marks_where(postgres, user, ids)}"
+    rows = await raw.fetch(conn, sql, [user_id, raw.text_list(postgres, ann_ids)])
+    return {row[0]: mark_row(user_id, row[0], row[1:]) for row in rows}
 
 
 async def set_marks(conn: AsyncConnection, user_id: str, ann_ids: Sequence[str], values: dict[str, Any]) -> None:

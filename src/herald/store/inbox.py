@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -12,6 +12,7 @@ from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select,
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald.core.rawjson import stored_json
+from herald.store import announcements as ann_store
 from herald.store import raw
 from herald.store.tables import inbox_items
 from herald.store.types import UTCDateTime
@@ -34,17 +35,6 @@ def _visible() -> Any:
 _JSON_COLUMNS = frozenset({"data", "actor", "target", "actions"})
 _TIME_COLUMNS = frozenset({"read_at", "seen_at", "archived_at", "created_at", "expires_at"})
 FEED_COLUMNS = tuple(c.name for c in ITEM_COLUMNS)
-
-
-def sqlite_time(moment: datetime) -> str:
-    """A UTC instant as ``UTCDateTime`` stores it on SQLite (naive, microseconds): for raw statements."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def _read_time(value: Any) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value  # asyncpg: timestamptz comes back aware, in UTC
-    return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 @lru_cache(maxsize=128)
@@ -75,13 +65,11 @@ def _feed_sql(
     )
     if not with_marks:
         return page
-    ids = next(params)
-    wanted = f"= ANY(CAST({ids} AS text[]))" if postgres else f"IN (SELECT value FROM json_each({ids}))"  # noqa: S608 (constants only)
     nulls = ", ".join(["NULL"] * 11)
     return (
         f"SELECT * FROM ({page}) AS page UNION ALL "  # noqa: S608 (constants only)
-        f"SELECT announcement_id, {nulls}, read_at, seen_at, archived_at, deleted_at, NULL "
-        f"FROM announcement_marks WHERE user_id = {user} AND announcement_id {wanted}"
+        f"SELECT announcement_id, {nulls}, {', '.join(ann_store.MARK_TIMES)}, NULL "
+        f"FROM announcement_marks WHERE {ann_store.marks_where(postgres, user, next(params))}"
     )
 
 
@@ -102,7 +90,7 @@ async def list_items(
     columns are ``core.rawjson.stored_json`` values: ``RawJSON`` for output with ``rawjson.dumps``."""
     postgres = conn.dialect.name == "postgresql"
     sql = _feed_sql(postgres, status, bool(category), archived, before is not None, bool(announcement_ids))
-    at: Any = (lambda t: t) if postgres else sqlite_time
+    at: Any = (lambda t: t) if postgres else raw.sqlite_time
     args: list[Any] = [user_id, at(now)]
     if category:
         args.append(category)
@@ -110,57 +98,40 @@ async def list_items(
         args += [at(before[0]), before[1]]
     args.append(limit)
     if announcement_ids:
-        args.append(list(announcement_ids) if postgres else json.dumps(list(announcement_ids)))
+        args.append(raw.text_list(postgres, announcement_ids))
     items, marks = [], {}
     for row in await raw.fetch(conn, sql, args):
         if row[2] is None:  # type_key: a mark
-            read_at, seen_at, archived_at, deleted_at = (_read_time(t) for t in row[12:16])
-            marks[row[0]] = {
-                "user_id": user_id,
-                "announcement_id": row[0],
-                "read_at": read_at,
-                "seen_at": seen_at,
-                "archived_at": archived_at,
-                "deleted_at": deleted_at,
-            }
+            marks[row[0]] = ann_store.mark_row(user_id, row[0], row[12:16])
             continue
         item = dict(zip(FEED_COLUMNS, row, strict=True))
         for column in _JSON_COLUMNS:
             item[column] = stored_json(item[column])
         if not postgres:  # asyncpg returns aware datetimes already; SQLite returns text
             for column in _TIME_COLUMNS:
-                item[column] = _read_time(item[column])
+                item[column] = raw.read_time(item[column])
         items.append(item)
     return items, marks
 
 
-_COUNTS_PG = (
-    "SELECT category, count(*), count(*) FILTER (WHERE seen_at IS NULL), "
-    "NULL::timestamptz, NULL::timestamptz, NULL::timestamptz, NULL::timestamptz FROM inbox_items "
-    "WHERE user_id = $1 AND read_at IS NULL AND archived_at IS NULL AND (expires_at IS NULL OR expires_at > $2) "
-    "GROUP BY category"
-)
-_COUNTS_LITE = (
-    "SELECT category, count(*), sum(CASE WHEN seen_at IS NULL THEN 1 ELSE 0 END), NULL, NULL, NULL, NULL "
-    "FROM inbox_items "
-    "WHERE user_id = ?1 AND read_at IS NULL AND archived_at IS NULL AND (expires_at IS NULL OR expires_at > ?2) "
-    "GROUP BY category"
-)
-_MARKS_PG = (
-    " UNION ALL SELECT announcement_id, NULL, NULL, read_at, seen_at, archived_at, deleted_at "
-    "FROM announcement_marks WHERE user_id = $1 AND announcement_id = ANY(CAST($3 AS text[]))"
-)
-_MARKS_LITE = (
-    " UNION ALL SELECT announcement_id, NULL, NULL, read_at, seen_at, archived_at, deleted_at "
-    "FROM announcement_marks WHERE user_id = ?1 AND announcement_id IN (SELECT value FROM json_each(?3))"
-)
-# {postgres: {with marks: statement}}: the counts alone, or the counts and this user's marks on the
-# given announcements in one round trip (a mark's row has NULL for the count)
-_COUNTS_SQL = {
-    True: {False: _COUNTS_PG, True: _COUNTS_PG + _MARKS_PG},
-    False: {False: _COUNTS_LITE, True: _COUNTS_LITE + _MARKS_LITE},
-}
-_MARK_TIMES = ("read_at", "seen_at", "archived_at", "deleted_at")
+@lru_cache(maxsize=4)
+def _counts_sql(postgres: bool, with_marks: bool) -> str:
+    """Unread and unseen by category from the unread index alone (``with_marks``: and, in the same
+    round trip, the user's marks on the given announcements, as rows whose count is NULL)."""
+    user, now, ids = ("$1", "$2", "$3") if postgres else ("?1", "?2", "?3")
+    unseen = "sum(CASE WHEN seen_at IS NULL THEN 1 ELSE 0 END)"
+    no_time = "NULL::timestamptz" if postgres else "NULL"
+    sql = (
+        f"SELECT category, count(*), {unseen}, {', '.join([no_time] * 4)} FROM inbox_items "  # noqa: S608 (constants only)
+        f"WHERE user_id = {user} AND read_at IS NULL AND archived_at IS NULL "
+        f"AND (expires_at IS NULL OR expires_at > {now}) GROUP BY category"
+    )
+    if with_marks:
+        sql += (
+            f" UNION ALL SELECT announcement_id, NULL, NULL, {', '.join(ann_store.MARK_TIMES)} "  # noqa: S608
+            f"FROM announcement_marks WHERE {ann_store.marks_where(postgres, user, ids)}"
+        )
+    return sql
 
 
 async def unread_and_unseen(
@@ -170,18 +141,17 @@ async def unread_and_unseen(
     the user's marks on ``announcement_ids`` as ``store.announcements.marks_for`` gives them: one
     statement, one round trip."""
     postgres = conn.dialect.name == "postgresql"
-    args: list[Any] = [user_id, now if postgres else sqlite_time(now)]
+    args: list[Any] = [user_id, now if postgres else raw.sqlite_time(now)]
     if announcement_ids:
-        args.append(list(announcement_ids) if postgres else json.dumps(list(announcement_ids)))
-    sql = _COUNTS_SQL[postgres][bool(announcement_ids)]
+        args.append(raw.text_list(postgres, announcement_ids))
+    sql = _counts_sql(postgres, bool(announcement_ids))
     counts: dict[str, tuple[int, int]] = {}
     marks: dict[str, dict[str, Any]] = {}
     for key, n, unseen, *times in await raw.fetch(conn, sql, args):
         if n is not None:
             counts[key] = (int(n), int(unseen or 0))
         else:
-            marks[key] = {"user_id": user_id, "announcement_id": key}
-            marks[key].update(zip(_MARK_TIMES, (_read_time(t) for t in times), strict=True))
+            marks[key] = ann_store.mark_row(user_id, key, times)
     return counts, marks
 
 

@@ -9,7 +9,9 @@ an outage is still a 503 (``store.unavailable``), and a connection that died is 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import exc as sa
@@ -33,3 +35,28 @@ async def fetch(conn: AsyncConnection, sql: str, args: Sequence[Any]) -> list[Se
             await conn.invalidate()
             wrapped = sa.DBAPIError(sql, None, error, connection_invalidated=True)
         raise wrapped from error
+
+
+def sqlite_time(moment: datetime) -> str:
+    """A UTC instant as ``UTCDateTime`` stores it on SQLite (naive, microseconds)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def read_time(value: Any) -> datetime | None:
+    """A time column as ``UTCDateTime`` reads it: asyncpg's aware datetime as is, SQLite's text parsed."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def any_of(postgres: bool, param: str) -> str:
+    """``<column> {any_of(...)}``: membership in a list of texts bound as one parameter (``text_list``),
+    so the statement text is the same whatever the list's length."""
+    if postgres:
+        return f"= ANY(CAST({param} AS text[]))"
+    return f"IN (SELECT value FROM json_each({param}))"  # noqa: S608 (a parameter's name, not a value)
+
+
+def text_list(postgres: bool, values: Sequence[str]) -> Any:
+    """The parameter for ``any_of``: an array for asyncpg, JSON text for SQLite."""
+    return list(values) if postgres else json.dumps(list(values))
