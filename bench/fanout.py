@@ -40,8 +40,8 @@ from typing import Any
 
 import asyncpg
 import httpx
+from _support import asyncpg_dsn, fresh_postgres
 from sqlalchemy import Column, Index, MetaData, Table, func, insert, select, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from herald.app import create_app
@@ -70,23 +70,6 @@ def user_id(i: int) -> str:
 
 
 # -- database setup (not measured) ---------------------------------------------------------------
-
-
-def asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def fresh_postgres(url: str) -> None:
-    """Drop and create the benchmark database through a maintenance connection to ``postgres``."""
-    target = make_url(url)
-    name = target.database
-    assert name and name not in ("postgres", "template0", "template1"), f"refusing to drop database {name!r}"
-    conn = await asyncpg.connect(asyncpg_dsn(target.set(database="postgres").render_as_string(hide_password=False)))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
 
 
 def make_raw_table() -> Table:

@@ -51,7 +51,6 @@ import json
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -62,6 +61,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from _support import free_port
 
 HELLO_APP = """
 from fastapi import FastAPI
@@ -158,12 +159,6 @@ class Rounds:
     baseline: list[Start] = field(default_factory=list)
     stack: list[Start] = field(default_factory=list)
     after_use: list[float] = field(default_factory=list)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def rss_mib(pid: int) -> float:

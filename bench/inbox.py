@@ -25,8 +25,6 @@ import json
 import os
 import random
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,6 +35,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from _support import asyncpg_dsn, free_port, fresh_postgres, stop_server, wait_until_serving
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import make_url
 
@@ -64,22 +63,6 @@ COLUMNS = [
 
 
 # -- setup (not measured) ------------------------------------------------------------------------
-
-
-def asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def fresh_postgres(url: str) -> None:
-    target = make_url(url)
-    name = target.database
-    assert name and name not in ("postgres", "template0", "template1"), f"refusing to drop database {name!r}"
-    conn = await asyncpg.connect(asyncpg_dsn(target.set(database="postgres").render_as_string(hide_password=False)))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
 
 
 def generate_items(now: datetime, rng: random.Random) -> tuple[list[tuple[Any, ...]], dict[str, int]]:
@@ -290,12 +273,6 @@ def serve_floor(url: str, port: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_server(url: str, *, floor: bool = False) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     proc = subprocess.Popen(
@@ -303,26 +280,8 @@ def start_server(url: str, *, floor: bool = False) -> tuple[subprocess.Popen[byt
         stdin=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not start")
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    wait_until_serving(proc, base, SERVER_START_TIMEOUT_S)
+    return proc, base
 
 
 # -- measuring -----------------------------------------------------------------------------------

@@ -36,11 +36,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+from _support import asyncpg_dsn
 from webhook_bench import (
     DEFAULT_PG_URL,
     TYPE_KEY,
     api_client,
-    asyncpg_dsn,
     fresh_database,
     load,
     setup_webhook,

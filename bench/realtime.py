@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _support import free_port
 
 SECRET = "bench-realtime-secret-key-0123456789abcdef"
 RAMP_BATCH = 250  # connections opened at once by each client process
@@ -151,14 +152,6 @@ async def running(kind: str, args: argparse.Namespace, database_url: str) -> Asy
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- clients -----------------------------------------------------------------------------------------

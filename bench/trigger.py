@@ -34,8 +34,6 @@ import json
 import os
 import pstats
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,6 +43,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from _support import asyncpg_dsn, free_port, fresh_postgres, stop_server, wait_until_serving
 from sqlalchemy import insert
 from sqlalchemy.engine import make_url
 
@@ -63,22 +62,6 @@ SERVER_START_TIMEOUT_S = 60.0
 
 
 # -- setup (not measured) ------------------------------------------------------------------------
-
-
-def asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def fresh_postgres(url: str) -> None:
-    target = make_url(url)
-    name = target.database
-    assert name and name not in ("postgres", "template0", "template1"), f"refusing to drop database {name!r}"
-    conn = await asyncpg.connect(asyncpg_dsn(target.set(database="postgres").render_as_string(hide_password=False)))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
 
 
 async def build_database(url: str, n_users: int) -> str:
@@ -278,12 +261,6 @@ def serve_floor(url: str, port: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_server(url: str, *, floor: bool = False, profile: str | None = None) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     cmd = [sys.executable, os.path.abspath(__file__), "--serve-floor" if floor else "--serve", url, "--port", str(port)]
@@ -291,26 +268,8 @@ def start_server(url: str, *, floor: bool = False, profile: str | None = None) -
         cmd += ["--profile-out", profile]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not start")
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    wait_until_serving(proc, base, SERVER_START_TIMEOUT_S)
+    return proc, base
 
 
 # -- load ----------------------------------------------------------------------------------------

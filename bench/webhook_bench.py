@@ -24,7 +24,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,10 +32,9 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
 import httpx
+from _support import free_port, fresh_postgres
 from sqlalchemy import func, select, text
-from sqlalchemy.engine import make_url
 
 SECRET = "bench-secret-key-0123456789-0123456789-abcdef"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"herald-bench-webhook-signing-key").decode()
@@ -218,29 +216,6 @@ def sink_process() -> Iterator[SinkProcess]:
 
 
 # -- the database --------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def fresh_postgres(url: str) -> None:
-    """Drop and create the benchmark database through a maintenance connection to ``postgres``."""
-    target = make_url(url)
-    name = target.database
-    assert name and name not in ("postgres", "template0", "template1"), f"refusing to drop database {name!r}"
-    conn = await asyncpg.connect(asyncpg_dsn(target.set(database="postgres").render_as_string(hide_password=False)))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
 
 
 @contextlib.asynccontextmanager

@@ -47,11 +47,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+from _support import asyncpg_dsn
 from webhook_bench import (
     DEFAULT_PG_URL,
     SinkProcess,
     api_client,
-    asyncpg_dsn,
     delivery_statuses,
     fresh_database,
     load,
