@@ -34,7 +34,7 @@ async def sent_delivery(h: Harness, channel: str, config: dict[str, Any], templa
 
 async def status_of(h: Harness) -> tuple[str, str | None]:
     async with h.herald.db.read() as conn:
-        row = (await conn.execute(select(deliveries.c.status, deliveries.c.reason))).one()
+        row = (await conn.execute(select(deliveries.c.status, deliveries.c.reason_detail))).one()
     return row[0], row[1]
 
 

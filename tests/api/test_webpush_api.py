@@ -131,7 +131,7 @@ async def test_the_engine_passes_subscriptions_and_forgets_gone_ones(harness: Ha
             for u, s, r in await conn.execute(select(deliveries.c.user_id, deliveries.c.status, deliveries.c.reason))
         )
     assert rows["alice"][0] == "sent"
-    assert rows["bob"] == ("skipped", "every registered address is gone")
+    assert rows["bob"] == ("skipped", "gone")
 
 
 async def test_no_public_key_without_an_account(harness: Harness) -> None:

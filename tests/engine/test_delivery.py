@@ -73,7 +73,8 @@ async def test_email_is_sent_with_delivery_id_header(harness: Harness, mailbox: 
     assert email["u1"]["account"] == "smtp-main"
     assert email["u1"]["attempt_log"][0]["outcome"] == "sent"
     # u2 was created bare by the trigger: no address, so skipped with the reason
-    assert email["u2"]["status"] == "skipped" and "email" in email["u2"]["reason"]
+    assert (email["u2"]["status"], email["u2"]["reason"]) == ("skipped", "no_address")
+    assert "email" in email["u2"]["reason_detail"]
     assert box.delivery_ids() == [email["u1"]["id"]]
     message = box.messages[0]
     assert message["Subject"] == "充值成功 9.90"
@@ -116,7 +117,7 @@ async def test_attempts_are_capped_then_failed(harness: Harness, mailbox: tuple[
     assert d["status"] == "failed"
     assert d["attempts"] == harness.herald.settings.max_attempts
     assert len(d["attempt_log"]) == harness.herald.settings.max_attempts
-    assert "gave up" in d["reason"]
+    assert d["reason"] == "attempts_exhausted" and "gave up" in d["reason_detail"]
 
 
 async def test_webhook_is_signed_and_terminal_errors_fail_at_once(
@@ -161,7 +162,8 @@ async def test_no_account_is_skipped_with_reason(harness: Harness) -> None:
     r = await harness.trigger({"type": "order.shipped", "to": ["u1"], "data": {}})
     await harness.drain()
     (d,) = (await status_of(harness, r.json()["id"]))["deliveries"]
-    assert d["status"] == "skipped" and "no 'webhook' channel account" in d["reason"]
+    assert (d["status"], d["reason"]) == ("skipped", "no_account")
+    assert "no 'webhook' channel account" in d["reason_detail"]
 
 
 async def test_expired_lease_is_claimed_again(harness: Harness, webhook: tuple[Receiver, str]) -> None:
@@ -266,7 +268,7 @@ async def test_a_crash_loop_ends_in_failed(harness: Harness) -> None:
         await conn.execute(update(deliveries).values(attempts=harness.herald.settings.max_attempts))
     await harness.drain()
     (d,) = (await status_of(harness, r.json()["id"]))["deliveries"]
-    assert d["status"] == "failed" and "gave up" in d["reason"]
+    assert (d["status"], d["reason"]) == ("failed", "attempts_exhausted") and "gave up" in d["reason_detail"]
 
 
 async def test_an_account_sealed_with_another_key_fails_the_delivery(harness: Harness) -> None:

@@ -259,5 +259,7 @@ async def test_an_unreachable_recipient_is_skipped_before_the_budget(harness: Ha
         "p1": "sent",
         "p2": "sent",
     }
-    assert by_user["n1"]["reason"] == "no phone number" and by_user["n1"]["account"] == "acct"
+    assert (by_user["n1"]["reason"], by_user["n1"]["reason_detail"]) == ("no_address", "no phone number") and by_user[
+        "n1"
+    ]["account"] == "acct"
     assert len(channel.sent) == 2

@@ -60,7 +60,9 @@ async def setup(h: Harness) -> GrantedChannel:
 
 async def statuses(h: Harness) -> list[tuple[str, str | None]]:
     async with h.herald.db.read() as conn:
-        rows = await conn.execute(select(deliveries.c.status, deliveries.c.reason).order_by(deliveries.c.created_at))
+        rows = await conn.execute(
+            select(deliveries.c.status, deliveries.c.reason_detail).order_by(deliveries.c.created_at)
+        )
         return [(s, r) for s, r in rows]
 
 
@@ -101,7 +103,7 @@ async def test_refusal_zeroes_and_other_failures_give_the_grant_back(harness: Ha
     channel.next_error = TerminalError("user refused", code="43101")
     await harness.drain()
     assert await remaining(harness, "u1") == 0
-    assert await statuses(harness) == [("failed", "provider refused")]
+    assert await statuses(harness) == [("failed", "provider refused: user refused")]
 
 
 async def test_bad_grant_input_is_422(harness: Harness) -> None:

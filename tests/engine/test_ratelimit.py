@@ -103,6 +103,6 @@ async def test_a_delivery_without_budget_waits_in_the_queue(harness: Harness) ->
         rows = (await conn.execute(select(deliveries))).mappings().all()
     waiting = [d for d in rows if d["status"] == "pending"]
     assert len(waiting) == 3
-    assert all(d["attempts"] == 0 and d["reason"] == "rate limited" for d in waiting)
+    assert all(d["attempts"] == 0 and d["reason"] == "rate_limited" for d in waiting)
     assert all(55 < (d["next_attempt_at"] - d["updated_at"]).total_seconds() <= 60 for d in waiting)
     assert {d["status"] for d in rows if d["id"] in channel.sent} == {"sent"}

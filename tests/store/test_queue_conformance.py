@@ -22,6 +22,7 @@ from sqlalchemy import func, select, text
 from herald.core.enums import DeliveryStatus
 from herald.core.ids import new_id
 from herald.core.outcomes import Outcome
+from herald.core.rules import SkipReason
 from herald.store.db import Database
 from herald.store.deliveries import (
     _PG_SETTLE,
@@ -274,10 +275,10 @@ async def test_a_lease_ending_in_the_past_is_due_at_once(db: Database) -> None:
     "outcome",
     [
         Outcome.sent("msg-from-a"),
-        Outcome.failed("boom", reason="provider said no", code="E1"),
+        Outcome.failed("boom", reason="provider_refused", detail="provider said no", code="E1"),
         Outcome.retry(T0 + timedelta(minutes=5), "timeout", code="504"),
-        Outcome.skipped("no address"),
-        Outcome.deferred(T0 + timedelta(minutes=5), "no budget"),
+        Outcome.skipped(SkipReason.NO_ADDRESS, "no address"),
+        Outcome.deferred(T0 + timedelta(minutes=5), SkipReason.RATE_LIMITED, "no budget"),
     ],
     ids=["sent", "failed", "retry", "skipped", "deferred"],
 )
@@ -312,7 +313,13 @@ async def test_the_owner_settles_within_its_lease(db: Database) -> None:
 
     assert await settle(db, claimed[sent_id], Outcome.sent("m1"), owner="w", now=now)
     assert await settle(db, claimed[retry_id], Outcome.retry(retry_at, "HTTP 503", code="503"), owner="w", now=now)
-    assert await settle(db, claimed[deferred_id], Outcome.deferred(deferred_to, "budget spent"), owner="w", now=now)
+    assert await settle(
+        db,
+        claimed[deferred_id],
+        Outcome.deferred(deferred_to, SkipReason.RATE_LIMITED, "budget spent"),
+        owner="w",
+        now=now,
+    )
     assert await settle(db, claimed[failed_id], Outcome.failed("HTTP 400", code="400"), owner="w", now=now)
 
     sent, retried, deferred, failed = [await delivery_state(db, i) for i in (sent_id, retry_id, deferred_id, failed_id)]
@@ -336,9 +343,9 @@ async def test_the_owner_settles_within_its_lease(db: Database) -> None:
 MIXED = [
     Outcome.sent("m1"),
     Outcome.retry(T0 + timedelta(minutes=2), "HTTP 503", code="503"),
-    Outcome.deferred(T0 + timedelta(minutes=3), "budget spent"),
+    Outcome.deferred(T0 + timedelta(minutes=3), SkipReason.RATE_LIMITED, "budget spent"),
     Outcome.failed("HTTP 400", code="400"),
-    Outcome.skipped("no address"),
+    Outcome.skipped(SkipReason.NO_ADDRESS, "no address"),
     Outcome.sent(),
 ]
 

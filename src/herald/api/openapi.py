@@ -117,6 +117,12 @@ class NotificationTypeOut(_Out):
     ttl_seconds: int | None
     description: str | None
     accounts: dict[str, Any] | None
+    quiet_hours: str = Field(default="defer", description="defer | drop | deliver")
+    dedup_seconds: int | None = None
+    caps: list[dict[str, Any]] = Field(default_factory=list)
+    throttle: dict[str, Any] | None = None
+    merge: dict[str, Any] | None = None
+    digest: dict[str, Any] | None = None
     created_at: str | None
     updated_at: str | None
 
@@ -182,7 +188,12 @@ class DeliveryOut(_Out):
     channel: str
     account: str | None
     status: str
-    reason: str | None
+    reason: str | None = Field(
+        description="Why it was skipped, failed or waits, as a code: preference, quiet_hours, dedup, frequency_cap, "
+        "throttle, expired, cancelled, merged, digested, no_subscription_quota, no_address, blocked, no_account, "
+        "gone, rate_limited, attempts_exhausted, provider_refused, …"
+    )
+    reason_detail: str | None = Field(default=None, description="The reason in words")
     attempts: int
     last_error: str | None
     next_attempt_at: str | None

@@ -12,6 +12,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from herald.core.enums import AnnouncementKind, Category, ContentType, Priority
 from herald.core.inputs import check_instant
 from herald.core.links import checked_link
+from herald.core.rules import CapPeriod, QuietHoursMode
 
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$"
 Key = Annotated[str, StringConstraints(pattern=KEY_PATTERN)]
@@ -99,6 +100,30 @@ AccountChoice = dict[ChannelKey, Annotated[list[Key], Field(min_length=1, max_le
 """``{channel: [account name, ...]}``: the accounts to send each channel with."""
 
 
+class CapIn(Strict):
+    channel: Annotated[str, StringConstraints(min_length=1, max_length=40)] | None = None
+    """None: every channel of the type together."""
+    per: CapPeriod
+    max: int = Field(ge=1, le=1_000_000)
+
+
+class ThrottleIn(Strict):
+    max: int = Field(ge=1, le=1_000_000)
+    window_seconds: int = Field(ge=1, le=31 * 24 * 3600)
+
+
+class MergeIn(Strict):
+    key: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    """A ``${var}`` template over the trigger's data, e.g. ``${post.id}``."""
+    window_seconds: int = Field(ge=1, le=31 * 24 * 3600)
+
+
+class DigestIn(Strict):
+    channels: list[Annotated[str, StringConstraints(min_length=1, max_length=40)]] = Field(min_length=1, max_length=20)
+    window_seconds: int = Field(ge=1, le=31 * 24 * 3600)
+    max_items: int = Field(default=50, ge=1, le=1000)
+
+
 class NotificationTypeIn(Strict):
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
     category: Category = Category.REMINDER
@@ -110,6 +135,12 @@ class NotificationTypeIn(Strict):
     ttl_seconds: int | None = Field(default=None, ge=1, le=365 * 24 * 3600)
     description: Annotated[str, StringConstraints(max_length=2000)] | None = None
     accounts: AccountChoice | None = None
+    quiet_hours: QuietHoursMode = QuietHoursMode.DEFER
+    dedup_seconds: int | None = Field(default=None, ge=1, le=31 * 24 * 3600)
+    caps: list[CapIn] = Field(default_factory=list, max_length=20)
+    throttle: ThrottleIn | None = None
+    merge: MergeIn | None = None
+    digest: DigestIn | None = None
 
 
 class TemplateIn(BaseModel):

@@ -25,7 +25,12 @@ class TerminalError(DeliveryError):
 
 
 class SkipDelivery(DeliveryError):
-    """Deciding not to send (no address, no quota); ``message`` becomes the delivery's reason."""
+    """Deciding not to send (no address, no quota): ``reason`` becomes the delivery's reason code
+    (a ``core.rules.SkipReason`` value) and ``message`` its ``reason_detail``."""
+
+    def __init__(self, message: str, *, reason: str = "no_address", code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.reason = reason
 
 
 class TemplateError(ValueError):

@@ -10,13 +10,27 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from herald.core.enums import DeliveryStatus
+from herald.core.rules import SkipReason
+
+
+class FailReason:
+    """``reason`` codes of a failed delivery."""
+
+    ATTEMPTS_EXHAUSTED = "attempts_exhausted"
+    PROVIDER_REFUSED = "provider_refused"
+    NOT_INSTALLED = "channel_not_installed"
+    INVALID_ACCOUNT = "invalid_account"
+    ENCODING = "encoding"
+    ERROR = "error"
 
 
 @dataclass(frozen=True)
 class Outcome:
     status: DeliveryStatus
     reason: str | None = None
-    """Why it ended as it did (skipped, failed, deferred): shown on the delivery."""
+    """Why it ended as it did (skipped, failed, deferred), as a code (``SkipReason``, ``FailReason``)."""
+    detail: str | None = None
+    """The same in words, for a person: the delivery's ``reason_detail``."""
     error: str | None = None
     code: str | None = None
     next_attempt_at: datetime | None = None
@@ -42,28 +56,57 @@ class Outcome:
 
     @classmethod
     def failed(
-        cls, error: str | None, *, reason: str | None = None, code: str | None = None, gone: tuple[str, ...] = ()
+        cls,
+        error: str | None,
+        *,
+        reason: str = FailReason.ERROR,
+        detail: str | None = None,
+        code: str | None = None,
+        gone: tuple[str, ...] = (),
     ) -> Outcome:
-        return cls(DeliveryStatus.FAILED, reason=reason, error=error, code=code, gone=gone)
+        return cls(DeliveryStatus.FAILED, reason=reason, detail=detail or error, error=error, code=code, gone=gone)
 
     @classmethod
     def skipped(
-        cls, reason: str, *, code: str | None = None, attempted: bool = True, gone: tuple[str, ...] = ()
+        cls,
+        reason: SkipReason,
+        detail: str,
+        *,
+        code: str | None = None,
+        attempted: bool = True,
+        gone: tuple[str, ...] = (),
     ) -> Outcome:
-        return cls(DeliveryStatus.SKIPPED, reason=reason, code=code, attempted=attempted, gone=gone)
+        return cls(
+            DeliveryStatus.SKIPPED, reason=reason.value, detail=detail, code=code, attempted=attempted, gone=gone
+        )
 
     @classmethod
-    def deferred(cls, at: datetime, reason: str) -> Outcome:
+    def suppressed(cls, reason: SkipReason, detail: str) -> Outcome:
+        """A rule decided before any send that this delivery is not sent: no attempt used."""
+        return cls.skipped(reason, detail, attempted=False)
+
+    @classmethod
+    def deferred(cls, at: datetime, reason: SkipReason, detail: str) -> Outcome:
         """Not tried now, on purpose (no budget, a quiet window): back to the queue, no attempt used."""
-        return cls(DeliveryStatus.PENDING, reason=reason, next_attempt_at=at, attempted=False)
+        return cls(DeliveryStatus.PENDING, reason=reason.value, detail=detail, next_attempt_at=at, attempted=False)
 
     @classmethod
     def cancelled(cls) -> Outcome:
-        return cls(DeliveryStatus.CANCELLED, reason="notification cancelled", attempted=False)
+        return cls(
+            DeliveryStatus.CANCELLED,
+            reason=SkipReason.CANCELLED.value,
+            detail="notification cancelled",
+            attempted=False,
+        )
 
     @classmethod
     def expired(cls) -> Outcome:
-        return cls(DeliveryStatus.EXPIRED, reason="expired before it could be sent", attempted=False)
+        return cls(
+            DeliveryStatus.EXPIRED,
+            reason=SkipReason.EXPIRED.value,
+            detail="expired before it could be sent",
+            attempted=False,
+        )
 
     # -- derived --------------------------------------------------------------------------------
 
@@ -86,4 +129,4 @@ class Outcome:
     def attempt_error(self) -> str | None:
         if self.error:
             return self.error
-        return self.reason if self.status is DeliveryStatus.SKIPPED else None
+        return self.detail if self.status is DeliveryStatus.SKIPPED else None

@@ -26,9 +26,10 @@ from herald.core.backoff import retry_at, retry_delay
 from herald.core.enums import DeliveryStatus, NotificationStatus
 from herald.core.errors import DeliveryError, RetryableError, SkipDelivery, TerminalError
 from herald.core.locales import pick_locale
-from herald.core.outcomes import Outcome
+from herald.core.outcomes import FailReason, Outcome
 from herald.core.records import Endpoint, Profile
 from herald.core.routing import Candidate, choose_account
+from herald.core.rules import SkipReason, TypeRules
 from herald.core.templates import RECIPIENT_RENDER_SECONDS, has_recipient_fields, render_for_recipient
 from herald.engine import metrics
 from herald.engine.ratelimit import RateLimiter
@@ -38,6 +39,7 @@ from herald.store.records import Account, Delivery, Notification
 from herald.store.types import utcnow
 
 log = logging.getLogger(__name__)
+NO_RULES = TypeRules()
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ class Context:
     accounts: Sequence[Account]
     endpoints: Mapping[tuple[str, str], Sequence[Endpoint]] = field(default_factory=dict)
     """``{(channel, user_id): [Endpoint]}`` for channels that use endpoints."""
+    rules: Mapping[str, TypeRules] = field(default_factory=dict)
+    """``{type key: TypeRules}``: the delivery rules of each notification's type (absent: none)."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,9 @@ def gate(delivery: Delivery, notification: Notification | None, now: datetime, p
         return Outcome.expired()
     if delivery.attempts > policy.max_attempts:
         return Outcome.failed(
-            delivery.last_error, reason=f"gave up after {delivery.attempts - 1} attempts (no outcome recorded)"
+            delivery.last_error,
+            reason=FailReason.ATTEMPTS_EXHAUSTED,
+            detail=f"gave up after {delivery.attempts - 1} attempts (no outcome recorded)",
         )
     return None
 
@@ -105,7 +111,7 @@ def route(
     """Pick the account (and, for a logical channel, the provider) this attempt goes through."""
     channel = services.channels.get(delivery.channel)
     if channel is None:
-        return Outcome.failed(f"channel '{delivery.channel}' is not installed")
+        return Outcome.failed(f"channel '{delivery.channel}' is not installed", reason=FailReason.NOT_INSTALLED)
     if not channel.requires_account and not channel.routes_over:
         return Route(channel, None, None)
     # a logical channel's providers are only those with a template for this notification
@@ -121,17 +127,21 @@ def route(
         failed_before=delivery.failed_before,
     )
     if chosen is None:
-        return Outcome.skipped(f"no '{delivery.channel}' channel account configured")
+        return Outcome.skipped(SkipReason.NO_ACCOUNT, f"no '{delivery.channel}' channel account configured")
     account = by_name[chosen.name]
     provider = services.channels.get(account.channel) if channel.routes_over else channel
     if provider is None:
-        return Outcome.failed(f"channel '{account.channel}' is not installed").via(account.name)
+        return Outcome.failed(f"channel '{account.channel}' is not installed", reason=FailReason.NOT_INSTALLED).via(
+            account.name
+        )
     if account.config is None:
-        return Outcome.failed(account.error).via(account.name)
+        return Outcome.failed(account.error, reason=FailReason.INVALID_ACCOUNT).via(account.name)
     try:
         settings = provider.Settings.model_validate(account.config)
     except ValidationError as exc:
-        return Outcome.failed(f"account '{account.name}' is invalid: {exc}").via(account.name)
+        return Outcome.failed(f"account '{account.name}' is invalid: {exc}", reason=FailReason.INVALID_ACCOUNT).via(
+            account.name
+        )
     return Route(provider, account, settings)
 
 
@@ -142,7 +152,7 @@ async def budget(routed: Route, services: Services, now: datetime) -> Outcome | 
         return None
     wait = await services.rate_limiter.acquire(f"{routed.channel.name}:{routed.account.name}", limit)
     if wait > 0:
-        return Outcome.deferred(retry_at(now, wait), "rate limited").via(routed.account.name)
+        return Outcome.deferred(retry_at(now, wait), SkipReason.RATE_LIMITED, "rate limited").via(routed.account.name)
     return None
 
 
@@ -176,7 +186,7 @@ def build(
 def address(routed: Route, message: OutboundMessage) -> Outcome | None:
     """A recipient the channel cannot reach is skipped before any budget or grant is spent."""
     missing = routed.channel.missing_address(message.recipient)
-    return None if missing is None else Outcome.skipped(missing, code="no_address")
+    return None if missing is None else Outcome.skipped(SkipReason.NO_ADDRESS, missing, code="no_address")
 
 
 async def send(routed: Route, message: OutboundMessage, delivery: Delivery, policy: Policy) -> Outcome:
@@ -189,21 +199,29 @@ async def send(routed: Route, message: OutboundMessage, delivery: Delivery, poli
     except TimeoutError:
         return retry_or_fail(delivery, RetryableError("send timed out", code="timeout"), policy)
     except SkipDelivery as exc:
-        return Outcome.skipped(exc.message, code=exc.code)
+        return Outcome.skipped(SkipReason(exc.reason), exc.message, code=exc.code)
     except TerminalError as exc:
-        return Outcome.failed(exc.message, reason="provider refused", code=exc.code, gone=_gone(exc))
+        return Outcome.failed(
+            exc.message,
+            reason=FailReason.PROVIDER_REFUSED,
+            detail=f"provider refused: {exc.message}",
+            code=exc.code,
+            gone=_gone(exc),
+        )
     except RetryableError as exc:
         return retry_or_fail(delivery, exc, policy, gone=_gone(exc))
     except DeliveryError as exc:
         return Outcome.failed(exc.message, code=exc.code)
     except UnicodeError as exc:  # a payload that cannot be encoded will never be
-        return Outcome.failed(f"payload cannot be encoded: {exc}", code="encoding")
+        return Outcome.failed(f"payload cannot be encoded: {exc}", reason=FailReason.ENCODING, code="encoding")
     finally:
         metrics.sends_in_flight.dec()
         metrics.send_seconds.labels(channel.name).observe(time.perf_counter() - clock)
     known = {e.address for e in message.recipient.endpoints}
     if known and known <= set(result.gone):
-        return Outcome.skipped("every registered address is gone", code="gone", gone=tuple(result.gone))
+        return Outcome.skipped(
+            SkipReason.GONE, "every registered address is gone", code="gone", gone=tuple(result.gone)
+        )
     return Outcome.sent(result.provider_message_id, gone=tuple(result.gone))
 
 
@@ -215,7 +233,11 @@ def retry_or_fail(delivery: Delivery, exc: RetryableError, policy: Policy, *, go
     """Retry later (backoff, the provider's Retry-After honoured up to the ceiling) or give up."""
     if delivery.attempts >= policy.max_attempts:
         return Outcome.failed(
-            exc.message, reason=f"gave up after {delivery.attempts} attempts", code=exc.code, gone=gone
+            exc.message,
+            reason=FailReason.ATTEMPTS_EXHAUSTED,
+            detail=f"gave up after {delivery.attempts} attempts: {exc.message}",
+            code=exc.code,
+            gone=gone,
         )
     delay = retry_delay(
         delivery.attempts,
@@ -239,7 +261,7 @@ async def take_grant(
         return None
     async with services.db.write() as conn:
         if not await quota_store.take_one(conn, message.recipient.id, key, now):
-            return Outcome.skipped(f"no subscription quota for {key}")
+            return Outcome.skipped(SkipReason.NO_SUBSCRIPTION_QUOTA, f"no subscription quota for {key}")
     return key
 
 
@@ -264,6 +286,9 @@ async def run_stages(delivery: Delivery, context: Context, services: Services, p
     if (stop := gate(delivery, notification, now, policy)) is not None:
         return stop
     assert notification is not None
+    rules = context.rules.get(notification.type_key) or NO_RULES  # noqa: F841 (the stages below take it)
+    # issue 8 stages, in this order (each returns an Outcome that ends the delivery, or None):
+    # [preferences + quiet hours] [digest]
     routed = route(delivery, notification, services, context.accounts)
     if isinstance(routed, Outcome):
         return routed
@@ -271,6 +296,7 @@ async def run_stages(delivery: Delivery, context: Context, services: Services, p
     message = build(delivery, notification, routed, context, policy)
     if (stop := address(routed, message)) is not None:
         return stop.via(account)
+    # [dedup + frequency caps + throttle]
     if (stop := await budget(routed, services, now)) is not None:
         return stop
     grant = await take_grant(services, routed.channel, message, now)
@@ -295,7 +321,7 @@ async def handle_delivery(delivery: Delivery, context: Context, services: Servic
     except TimeoutError:
         return retry_or_fail(delivery, RetryableError("handling timed out", code="timeout"), policy)
     except UnicodeError as exc:
-        return Outcome.failed(f"payload cannot be encoded: {exc}", code="encoding")
+        return Outcome.failed(f"payload cannot be encoded: {exc}", reason=FailReason.ENCODING, code="encoding")
     except Exception as exc:  # a channel or stage bug, Redis down in the rate limiter, …
         log.warning(
             "delivery %s: %s: %s", delivery.id, type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG)

@@ -35,7 +35,12 @@ async def apply_receipts(herald: Herald, channel: str, receipts: list[Receipt]) 
             status = "delivered" if receipt.delivered else "undelivered"
             detail = " ".join(p for p in (receipt.code, receipt.message) if p) or None
             if not await delivery_store.record_receipt(
-                conn, delivery["id"], status=status, reason=None if receipt.delivered else detail, now=now
+                conn,
+                delivery["id"],
+                status=status,
+                reason=None if receipt.delivered else "provider_reported",
+                detail=None if receipt.delivered else detail,
+                now=now,
             ):
                 continue
             changed += 1

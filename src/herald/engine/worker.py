@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from herald.core.backoff import retry_at, retry_delay
 from herald.core.errors import PermanentJobError
 from herald.core.outcomes import Outcome
+from herald.core.rules import TypeRules
 from herald.engine import metrics, pipeline
 from herald.engine.events import EventJobHandler, event_poster
 from herald.engine.fanout import FanoutJobHandler, LostLease
@@ -356,7 +357,12 @@ class Worker:
                 if (channel := channels.get(kind)) is not None and channel.uses_endpoints:
                     for user_id, found in (await endpoint_store.endpoints_of(conn, kind, user_ids)).items():
                         endpoints[(kind, user_id)] = found
-        return pipeline.Context(notifications, users, accounts, endpoints)
+        rules = {}
+        for type_key in {n.type_key for n in notifications.values()}:
+            entry = await self.herald.catalog.get(type_key)
+            if entry is not None:
+                rules[type_key] = TypeRules.of(entry.type)
+        return pipeline.Context(notifications, users, accounts, endpoints, rules)
 
     async def _release_stale(self) -> None:
         """Hand back deliveries that were claimed but never started (attempt undone)."""
@@ -471,6 +477,7 @@ class Worker:
                     "account": outcome.account or delivery.account,
                     "attempts": delivery.attempts,
                     "reason": outcome.reason,
+                    "reason_detail": outcome.detail,
                     "error": outcome.error,
                     "code": outcome.code,
                     "provider_message_id": outcome.provider_message_id,

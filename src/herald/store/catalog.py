@@ -11,7 +11,23 @@ from herald.store.dialect import upsert
 from herald.store.tables import notification_types, templates
 from herald.store.types import utcnow
 
-TYPE_FIELDS = ("name", "category", "priority", "channels", "critical", "ttl_seconds", "description", "accounts")
+TYPE_FIELDS = (
+    "name",
+    "category",
+    "priority",
+    "channels",
+    "critical",
+    "ttl_seconds",
+    "description",
+    "accounts",
+    # the delivery rules (core/rules.py)
+    "quiet_hours",
+    "dedup_seconds",
+    "caps",
+    "throttle",
+    "merge",
+    "digest",
+)
 
 
 async def put_type(conn: AsyncConnection, key: str, fields: dict[str, Any]) -> tuple[dict[str, Any], bool]:

@@ -114,6 +114,7 @@ def _settle_row(item: Settlement) -> dict[str, Any]:
         "next_attempt_at": outcome.next_attempt_at,
         "set_reason": outcome.reason is not None or sent,
         "reason": outcome.reason,
+        "reason_detail": outcome.detail,
         "set_error": outcome.trace_error is not None or sent,  # a send clears the last error; the log keeps it
         "last_error": outcome.trace_error,
         "provider_message_id": outcome.provider_message_id,
@@ -134,7 +135,7 @@ _PG_SETTLE = text(
     WITH v AS MATERIALIZED (
         SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
             id text, status text, next_attempt_at timestamptz, set_reason boolean, reason text,
-            set_error boolean, last_error text, provider_message_id text, account text, undo int,
+            reason_detail text, set_error boolean, last_error text, provider_message_id text, account text, undo int,
             attempt int, started_at timestamptz, label text, code text, error text
         )
     ), settled AS (
@@ -145,6 +146,7 @@ _PG_SETTLE = text(
             next_attempt_at = v.next_attempt_at,
             updated_at = CAST(:now AS timestamptz),
             reason = CASE WHEN v.set_reason THEN v.reason ELSE d.reason END,
+            reason_detail = CASE WHEN v.set_reason THEN v.reason_detail ELSE d.reason_detail END,
             last_error = CASE WHEN v.set_error THEN v.last_error ELSE d.last_error END,
             provider_message_id = COALESCE(v.provider_message_id, d.provider_message_id),
             account = COALESCE(v.account, d.account),
@@ -204,6 +206,9 @@ _SQLITE_UPDATE = (
         next_attempt_at=_p("next_attempt_at", UTCDateTime()),
         updated_at=_p("now", UTCDateTime()),
         reason=case((_p("set_reason", Boolean()), _p("reason", Text())), else_=deliveries.c.reason),
+        reason_detail=case(
+            (_p("set_reason", Boolean()), _p("reason_detail", Text())), else_=deliveries.c.reason_detail
+        ),
         last_error=case((_p("set_error", Boolean()), _p("last_error", Text())), else_=deliveries.c.last_error),
         provider_message_id=func.coalesce(_p("provider_message_id", String()), deliveries.c.provider_message_id),
         account=func.coalesce(_p("account", String()), deliveries.c.account),
@@ -218,6 +223,7 @@ _UPDATE_KEYS = (
     "next_attempt_at",
     "set_reason",
     "reason",
+    "reason_detail",
     "set_error",
     "last_error",
     "provider_message_id",
@@ -312,7 +318,13 @@ async def cancel_pending(conn: AsyncConnection, notification_id: str, now: datet
     result = await conn.execute(
         update(deliveries)
         .where(deliveries.c.notification_id == notification_id, deliveries.c.status == "pending")
-        .values(status="cancelled", reason="cancelled by the sender", next_attempt_at=None, updated_at=now)
+        .values(
+            status="cancelled",
+            reason="cancelled",
+            reason_detail="cancelled by the sender",
+            next_attempt_at=None,
+            updated_at=now,
+        )
     )
     return int(result.rowcount)
 
@@ -349,12 +361,12 @@ async def find_for_receipt(
 
 
 async def record_receipt(
-    conn: AsyncConnection, delivery_id: str, *, status: str, reason: str | None, now: datetime
+    conn: AsyncConnection, delivery_id: str, *, status: str, reason: str | None, detail: str | None, now: datetime
 ) -> bool:
     """Move a sent delivery to delivered / undelivered; reports for other states are ignored."""
     result = await conn.execute(
         update(deliveries)
         .where(deliveries.c.id == delivery_id, deliveries.c.status == "sent")
-        .values(status=status, reason=reason, updated_at=now)
+        .values(status=status, reason=reason, reason_detail=detail, updated_at=now)
     )
     return result.rowcount > 0

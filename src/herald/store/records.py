@@ -30,6 +30,7 @@ class Delivery:
     attempts: int
     account: str | None = None
     reason: str | None = None
+    reason_detail: str | None = None
     last_error: str | None = None
     provider_message_id: str | None = None
     next_attempt_at: datetime | None = None
