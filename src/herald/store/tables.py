@@ -94,6 +94,13 @@ notification_types = Table(
     Column("description", Text),
     # {channel: [account name, ...]}: the accounts this type sends through (else the default)
     Column("accounts", JSONType),
+    # the delivery rules (core/rules.py): "defer" | "drop" | "deliver", and JSON shaped as the API's
+    Column("quiet_hours", String(10)),
+    Column("dedup_seconds", Integer),
+    Column("caps", JSONType),
+    Column("throttle", JSONType),
+    Column("merge", JSONType),
+    Column("digest", JSONType),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
@@ -211,7 +218,9 @@ deliveries = Table(
     Column("channel", String(40), nullable=False),
     Column("account", String(200)),
     Column("status", String(20), nullable=False),
+    # a code (core/rules.py SkipReason, or why it failed); reason_detail says it in words
     Column("reason", Text),
+    Column("reason_detail", Text),
     Column("priority", SmallInteger, nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("last_error", Text),
@@ -336,3 +345,22 @@ event_webhooks = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+
+# -- issue 8: the delivery rules. Each section belongs to one migration (0011..0018). ---------------
+
+# -- 0011 user preferences --
+
+# -- 0012 rule counters --
+
+# -- 0013 merged inbox items --
+
+# -- 0014 digests --
+
+# -- 0015 cancellation keys and schedules --
+
+# -- 0016 actions --
+
+# -- 0017 direct messages --
+
+# -- 0018 retention --
