@@ -25,6 +25,7 @@ from herald.core.cursor import decode_key_cursor, encode_key_cursor
 from herald.core.errors import Invalid, NotFound, TemplateError
 from herald.core.links import template_link_problems
 from herald.core.locales import pick_locale
+from herald.core.rules import TypeRules, rule_problems
 from herald.core.templates import (
     COMMON_FIELDS,
     SAMPLE_RECIPIENT,
@@ -55,6 +56,8 @@ async def put_type(
     fields = body.model_dump(mode="json")
     fields["name"] = fields["name"] or key
     fields["channels"] = list(dict.fromkeys(body.channels))
+    if problems := rule_problems(fields["channels"], TypeRules.of(fields)):
+        raise Invalid(problems)
     async with herald.db.write() as conn:
         if body.accounts is not None:
             fields["accounts"] = await check_account_choice(

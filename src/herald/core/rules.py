@@ -131,3 +131,27 @@ class TypeRules:
     def limits_sends(self) -> bool:
         """Whether any counted rule (dedup, caps, throttle) applies to the type's sends."""
         return bool(self.dedup_seconds or self.caps or self.throttle)
+
+
+INAPP = "inapp"
+
+
+def rule_problems(channels: list[str], rules: TypeRules) -> list[tuple[str, str]]:
+    """``(field, why)`` for each rule that cannot apply to a type sending on ``channels``."""
+    problems: list[tuple[str, str]] = []
+    for i, cap in enumerate(rules.caps):
+        if cap.channel is not None and cap.channel not in channels:
+            problems.append((f"caps.{i}.channel", f"'{cap.channel}' is not one of the type's channels"))
+        elif cap.channel == INAPP:
+            problems.append((f"caps.{i}.channel", "the in-app inbox is not capped (caps count sends)"))
+    if rules.digest is not None:
+        for i, channel in enumerate(rules.digest.channels):
+            if channel == INAPP:
+                problems.append((f"digest.channels.{i}", "the in-app inbox is not digested (use merge)"))
+            elif channel not in channels:
+                problems.append((f"digest.channels.{i}", f"'{channel}' is not one of the type's channels"))
+        if len(set(rules.digest.channels)) != len(rules.digest.channels):
+            problems.append(("digest.channels", "names a channel twice"))
+    if rules.merge is not None and INAPP not in channels:
+        problems.append(("merge", "merging applies to in-app items: the type has no 'inapp' channel"))
+    return problems
