@@ -25,6 +25,7 @@ from herald.channels.base import Channel, OutboundMessage, Recipient
 from herald.core.backoff import retry_at, retry_delay
 from herald.core.enums import DeliveryStatus, NotificationStatus
 from herald.core.errors import DeliveryError, RetryableError, SkipDelivery, TerminalError
+from herald.core.frequency import Window, windows_for
 from herald.core.locales import pick_locale
 from herald.core.outcomes import FailReason, Outcome
 from herald.core.records import Endpoint, Profile
@@ -33,6 +34,7 @@ from herald.core.rules import SkipReason, TypeRules
 from herald.core.templates import RECIPIENT_RENDER_SECONDS, has_recipient_fields, render_for_recipient
 from herald.engine import metrics
 from herald.engine.ratelimit import RateLimiter
+from herald.engine.rule_counters import RuleCounters
 from herald.store import quotas as quota_store
 from herald.store.db import Database
 from herald.store.records import Account, Delivery, Notification
@@ -85,6 +87,8 @@ class Services:
     db: Database
     rate_limiter: RateLimiter
     channels: Mapping[str, Channel]
+    rule_counters: RuleCounters
+    """Slots of dedup, frequency caps and throttle (the database, or Redis)."""
 
 
 # -- stages ---------------------------------------------------------------------------------------
@@ -277,6 +281,46 @@ async def settle_grant(services: Services, channel: Channel, user_id: str, key: 
             await quota_store.give_back(conn, user_id, key, utcnow())
 
 
+# -- the counted rules around a send: dedup, frequency caps, throttle -------------------------------
+
+
+async def take_slots(
+    rules: TypeRules, delivery: Delivery, message: OutboundMessage, services: Services, policy: Policy
+) -> tuple[Window, ...] | Outcome:
+    """A slot in each counted window this send falls in (core/frequency.py), or the skip of the
+    first one that is full. The slots are held by the delivery's id until its outcome, so a retry
+    or a re-claim passes again as itself. Counters out of reach: retried later, never sent unchecked."""
+    windows = windows_for(
+        rules,
+        type_key=message.type,
+        user_id=delivery.user_id,
+        channel=delivery.channel,
+        content=message.content,
+        data=message.data,
+    )
+    try:
+        refused = await services.rule_counters.take(delivery.id, windows)
+    except Exception as exc:
+        log.warning("delivery %s: delivery rules unavailable: %s: %s", delivery.id, type(exc).__name__, exc)
+        error = RetryableError(f"delivery rules unavailable: {type(exc).__name__}: {exc}"[:2000], code="rules")
+        return retry_or_fail(delivery, error, policy)
+    if refused is not None:
+        return Outcome.suppressed(refused.reason, refused.detail)
+    return windows
+
+
+async def settle_slots(services: Services, delivery: Delivery, windows: Sequence[Window], outcome: Outcome) -> None:
+    """A send that went out keeps its slots, and so does a delivery that will be tried again (it
+    holds them as itself); any other end did not reach the user and gives them back. Never raises:
+    the outcome is recorded whatever happens here (a slot not given back ages out with its window)."""
+    if outcome.status in (DeliveryStatus.SENT, DeliveryStatus.PENDING):
+        return
+    try:
+        await services.rule_counters.give_back(delivery.id, windows)
+    except Exception as exc:
+        log.warning("delivery %s: rule slots not given back (%s: %s)", delivery.id, type(exc).__name__, exc)
+
+
 # -- the whole ------------------------------------------------------------------------------------
 
 
@@ -286,7 +330,7 @@ async def run_stages(delivery: Delivery, context: Context, services: Services, p
     if (stop := gate(delivery, notification, now, policy)) is not None:
         return stop
     assert notification is not None
-    rules = context.rules.get(notification.type_key) or NO_RULES  # noqa: F841 (the stages below take it)
+    rules = context.rules.get(notification.type_key) or NO_RULES
     # issue 8 stages, in this order (each returns an Outcome that ends the delivery, or None):
     # [preferences + quiet hours] [digest]
     routed = route(delivery, notification, services, context.accounts)
@@ -296,7 +340,21 @@ async def run_stages(delivery: Delivery, context: Context, services: Services, p
     message = build(delivery, notification, routed, context, policy)
     if (stop := address(routed, message)) is not None:
         return stop.via(account)
-    # [dedup + frequency caps + throttle]
+    if not rules.limits_sends:
+        return await budget_and_send(delivery, routed, message, services, policy, now)
+    slots = await take_slots(rules, delivery, message, services, policy)  # dedup + frequency caps + throttle
+    if isinstance(slots, Outcome):
+        return slots.via(account)
+    outcome = await budget_and_send(delivery, routed, message, services, policy, now)
+    await settle_slots(services, delivery, slots, outcome)
+    return outcome
+
+
+async def budget_and_send(
+    delivery: Delivery, routed: Route, message: OutboundMessage, services: Services, policy: Policy, now: datetime
+) -> Outcome:
+    """The provider's budget, the recipient's grant, then the send."""
+    account = routed.account.name if routed.account else None
     if (stop := await budget(routed, services, now)) is not None:
         return stop
     grant = await take_grant(services, routed.channel, message, now)

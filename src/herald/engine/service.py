@@ -18,6 +18,7 @@ from herald.engine import live
 from herald.engine.catalog_cache import CatalogCache
 from herald.engine.events import EventOutbox
 from herald.engine.ratelimit import RateLimiter, create_rate_limiter
+from herald.engine.rule_counters import RuleCounters, create_rule_counters
 from herald.engine.sharedcache import create_shared_cache
 from herald.realtime.service import Realtime
 from herald.store import announcements as ann_store
@@ -99,6 +100,7 @@ class Herald:
         self.announcements = AnnouncementCache()
         self.catalog = CatalogCache(self.db)
         self.rate_limiter: RateLimiter = create_rate_limiter(settings.redis_url)
+        self.rule_counters: RuleCounters = create_rule_counters(self.db, settings.redis_url)
         self.shared_cache = create_shared_cache(self.db, settings.redis_url)
         self.events = EventOutbox(self.box, self.wake_worker)
         for channel in self.channels.values():
@@ -135,5 +137,6 @@ class Herald:
         for channel in self.channels.values():
             await channel.aclose()
         await self.rate_limiter.aclose()
+        await self.rule_counters.aclose()
         await self.shared_cache.aclose()
         await self.db.dispose()

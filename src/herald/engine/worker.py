@@ -120,7 +120,7 @@ class Worker:
             default_locale=settings.default_locale,
         )
         self._settle_margin = timedelta(seconds=settings.lease_seconds * SETTLE_MARGIN)
-        self.services = pipeline.Services(herald.db, herald.rate_limiter, herald.channels)
+        self.services = pipeline.Services(herald.db, herald.rate_limiter, herald.channels, herald.rule_counters)
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -537,7 +537,7 @@ class Worker:
     # -- housekeeping and shutdown ---------------------------------------------------------------
 
     async def _housekeeping_if_due(self) -> None:
-        """Drop idempotency records past their 24 h window."""
+        """Drop idempotency records past their 24 h window, and delivery-rule slots past theirs."""
         if time.monotonic() < self._next_housekeeping:
             return
         self._next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
@@ -545,6 +545,8 @@ class Worker:
             purged = await idempotency_store.purge_expired(conn, utcnow())
         if purged:
             log.info("purged %d expired idempotency keys", purged)
+        if slots := await self.herald.rule_counters.purge_expired():
+            log.info("purged %d expired delivery-rule slots", slots)
 
     async def _stop_settler(self) -> None:
         """Record what is already waiting (those sends happened), then stop."""

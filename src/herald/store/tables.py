@@ -353,6 +353,18 @@ event_webhooks = Table(
 
 # -- 0012 rule counters --
 
+# Slots of the counted delivery rules (core/frequency.py: dedup, frequency caps, throttle), when
+# Redis is not configured: one row per window key and delivery holding a slot in it, live until
+# expires_at (a sliding window); the worker's housekeeping deletes expired rows in small batches.
+rule_slots = Table(
+    "rule_slots",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("holder", String(40), primary_key=True),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_rule_slots_expires_at", "expires_at"),
+)
+
 # -- 0013 merged inbox items --
 
 # -- 0014 digests --
