@@ -12,6 +12,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from herald.core.backends import REDIS_SCHEMES, DatabaseBackend, backend_for_url, refuse_scheme, url_scheme
+from herald.core.quiet_hours import is_timezone
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./herald.db"
 POSTGRESQL_URL_FORM = "postgresql+asyncpg://user:password@host:5432/dbname"
@@ -72,6 +73,11 @@ class Settings(BaseSettings):
     inline_fanout_limit: int = Field(default=1000, ge=1)
 
     default_locale: str = "zh-CN"
+    default_timezone: str = "UTC"
+    """The IANA timezone of a user's quiet hours when neither they nor their profile name one."""
+    public_url: str | None = None
+    """Where Herald is reachable from the internet (``https://notify.example.com``): links in
+    messages point there (the one-click unsubscribe link of emails). Unset: no such links."""
     allow_private_urls: bool = False
     user_token_max_seconds: int = Field(default=30 * 24 * 3600, ge=60, le=90 * 24 * 3600)
     """The longest a user token may live: a correctly signed token whose ``exp`` lies further ahead
@@ -84,6 +90,22 @@ class Settings(BaseSettings):
     or a JSON list; ``*`` for any. Credentials are never allowed across origins (bearer tokens only)."""
     realtime_heartbeat_seconds: float = Field(default=15, ge=1, le=300)
     realtime_max_streams_per_user: int = Field(default=20, ge=1, le=1000)
+    # Retention (docs/operations.md): what the worker's background purge deletes; 0 keeps forever.
+    retention_inbox_days: int = Field(default=180, ge=0, le=36_500)
+    """In-app inbox items created longer ago than this are purged, read or not."""
+    retention_deliveries_days: int = Field(default=90, ge=0, le=36_500)
+    """Deliveries that ended (sent, failed, skipped, …) longer ago than this are purged with their
+    attempts; so are finished background jobs, and notifications older than this with no delivery left."""
+    retention_idempotency_hours: int = Field(default=24, ge=0, le=876_000)
+    """Idempotency-Key records are purged this long after they were taken: at least 24, the replay
+    window the API promises."""
+    retention_batch_size: int = Field(default=1000, ge=1, le=10_000)
+    """Rows deleted per transaction by the purge (each batch is its own short transaction)."""
+    direct_messages: bool = True
+    """Users may write to each other (个人私信, docs/direct-messages.md); off: /v1/me/messages,
+    /v1/me/conversations… and /v1/me/blocks… answer 404."""
+    direct_message_max_chars: int = Field(default=4000, ge=1, le=100_000)
+    """The longest body of a direct message, in characters (Unicode code points)."""
 
     @field_validator("database_url")
     @classmethod
@@ -98,6 +120,33 @@ class Settings(BaseSettings):
                 raise ValueError(f"{exc}; for SQLite write {SQLITE_URL_FORM}") from None
             raise
         return value
+
+    @field_validator("retention_idempotency_hours")
+    @classmethod
+    def _within_replay_window(cls, value: int) -> int:
+        if 0 < value < 24:
+            raise ValueError("must be 0 (keep) or at least 24: a key is replayed for 24 hours")
+        return value
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        if not is_timezone(value):
+            raise ValueError(f"HERALD_DEFAULT_TIMEZONE: {value[:64]!r} is not an IANA timezone name (e.g. Asia/Shanghai)")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_base_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError(
+                f"HERALD_PUBLIC_URL: {value[:80]!r} is not a base URL; write scheme://host[:port][/path],"
+                " e.g. https://notify.example.com"
+            )
+        return value.rstrip("/")
 
     @field_validator("redis_url")
     @classmethod

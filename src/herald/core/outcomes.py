@@ -24,6 +24,20 @@ class FailReason:
     ERROR = "error"
 
 
+REASON_CODES: frozenset[str] = frozenset(
+    {r.value for r in SkipReason} | {v for k, v in vars(FailReason).items() if k.isupper() and isinstance(v, str)}
+)
+"""Every ``reason`` code a delivery can carry: the closed set metrics may label by."""
+
+
+def reason_label(reason: str | None) -> str:
+    """A reason as a metrics label: its code, ``none``, or ``other`` for anything outside
+    ``REASON_CODES`` (a label is never free text: each value is a time series)."""
+    if reason is None:
+        return "none"
+    return reason if reason in REASON_CODES else "other"
+
+
 @dataclass(frozen=True)
 class Outcome:
     status: DeliveryStatus
@@ -101,17 +115,23 @@ class Outcome:
 
     @classmethod
     def expired(cls) -> Outcome:
-        return cls(
-            DeliveryStatus.EXPIRED,
-            reason=SkipReason.EXPIRED.value,
-            detail="expired before it could be sent",
-            attempted=False,
-        )
+        """Past its expiry before it could be sent: ``skipped``, reason ``expired``, like any other
+        suppression (the status ``expired`` is left on rows settled before issue 8 only)."""
+        return cls.suppressed(SkipReason.EXPIRED, "expired before it could be sent")
 
     # -- derived --------------------------------------------------------------------------------
 
     def via(self, account: str | None) -> Outcome:
         return self if account is None else replace(self, account=account)
+
+    def due_by(self, expires_at: datetime | None) -> Outcome:
+        """A delivery that waits (a retry's backoff, a deferral) is due again no later than its
+        expiry: claimed then, the gate settles it ``skipped``/``expired`` on time, instead of it
+        staying pending until a backoff or a quiet window ends long after."""
+        at = self.next_attempt_at
+        if self.status is not DeliveryStatus.PENDING or at is None or expires_at is None or at <= expires_at:
+            return self
+        return replace(self, next_attempt_at=expires_at)
 
     @property
     def trace_error(self) -> str | None:

@@ -189,18 +189,23 @@ async def mark(herald: Herald, user_id: str, item_id: str, action: str) -> None:
         if not await inbox_store.mark_item(conn, user_id, item_id, action, now):
             raise NotFound("inbox item")
         if before is not None and before["read_at"] is None:
-            await herald.events.emit(
-                conn,
-                "message.read",
-                {
-                    "item_id": item_id,
-                    "notification_id": before["notification_id"],
-                    "user_id": user_id,
-                    "type": before["type_key"],
-                    "read_at": now.isoformat(),
-                },
-            )
+            await emit_read(herald, conn, user_id, before, now)
     live.item_changed(herald, user_id, item_id, removed=action == "delete")
+
+
+async def emit_read(herald: Herald, conn: Any, user_id: str, item: dict[str, Any], now: datetime) -> None:
+    """``message.read`` for ``item`` (a store row, read until now), in the caller's transaction."""
+    await herald.events.emit(
+        conn,
+        "message.read",
+        {
+            "item_id": item["id"],
+            "notification_id": item["notification_id"],
+            "user_id": user_id,
+            "type": item["type_key"],
+            "read_at": now.isoformat(),
+        },
+    )
 
 
 async def get_item(herald: Herald, user_id: str, item_id: str) -> dict[str, Any]:
@@ -215,8 +220,8 @@ async def get_item(herald: Herald, user_id: str, item_id: str) -> dict[str, Any]
                     return announcement_item(a, marks.get(item_id))
             raise NotFound("inbox item")
         row = await inbox_store.get_item(conn, user_id, item_id)
-    if row is None:
-        raise NotFound("inbox item")
+    if row is None or (row["expires_at"] is not None and row["expires_at"] <= now):
+        raise NotFound("inbox item")  # an expired item has left the inbox, as from the feed
     return private_item(row)
 
 

@@ -10,12 +10,16 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
+from herald.core.outcomes import reason_label
+
 if TYPE_CHECKING:
     from prometheus_client import Counter, Gauge, Histogram
 
     notifications_accepted: Counter
     inbox_items_written: Counter
     deliveries_finished: Counter
+    delivery_reasons: Counter
+    retention_purged_rows: Counter
     send_seconds: Histogram
     sends_in_flight: Gauge
     sends_total: Counter
@@ -40,6 +44,15 @@ def _register() -> None:
         deliveries_finished=Counter(
             "herald_deliveries_finished_total", "Delivery attempts by outcome", ["channel", "outcome"]
         ),
+        # label values from closed lists only (DeliveryStatus, core.outcomes.REASON_CODES): see count_reason
+        delivery_reasons=Counter(
+            "herald_delivery_reasons_total",
+            "Deliveries recorded with a reason (skipped, deferred, failed, cancelled), by status and reason code",
+            ["status", "reason"],
+        ),
+        retention_purged_rows=Counter(
+            "herald_retention_purged_rows_total", "Rows deleted by the retention purge, by table", ["table"]
+        ),
         send_seconds=Histogram("herald_send_seconds", "Time spent in channel.send", ["channel"]),
         sends_in_flight=Gauge("herald_sends_in_flight", "Channel sends currently in progress in this process"),
         sends_total=Counter("herald_sends_total", "Channel sends by outcome", ["channel", "outcome"]),
@@ -63,6 +76,16 @@ def __getattr__(name: str) -> Any:
         return globals()[name]
     except KeyError:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+
+
+def count_reason(status: str, reason: str | None, n: int = 1) -> None:
+    """Count ``n`` deliveries recorded with ``status`` for ``reason`` (a code; anything else is
+    counted as ``other``): skipped and deferred ones per rule, failed ones per cause."""
+    if reason is None or n <= 0:
+        return
+    _define()
+    counter: Counter = globals()["delivery_reasons"]
+    counter.labels(status, reason_label(reason)).inc(n)
 
 
 def exposition() -> tuple[bytes, str]:

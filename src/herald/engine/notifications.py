@@ -3,13 +3,19 @@ accounts a trigger may ask for."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from herald.core.errors import NotFound
+from herald.engine import metrics
+from herald.store import cancellation as cancellation_store
 from herald.store import deliveries as delivery_store
 from herald.store import notifications as notification_store
+from herald.store.cancellation import KeyCancelled
 from herald.store.db import Database
 from herald.store.types import utcnow
 
@@ -37,9 +43,31 @@ async def cancel_notification(db: Database, notification_id: str, *, now: dateti
         notification = await notification_store.get_notification(conn, notification_id)
         if notification is None:
             raise NotFound("notification")
-        cancelled = await delivery_store.cancel_pending(conn, notification_id, now)
         status = notification["status"]
+        # the status first: its row lock orders this cancel with a fan-out chunk (store/cancellation.py)
         if status in CANCELLABLE:
             await notification_store.set_notification_status(conn, notification_id, "cancelled", now)
             status = "cancelled"
+        cancelled = await delivery_store.cancel_pending(conn, notification_id, now)
+    metrics.count_reason("cancelled", "cancelled", cancelled)
     return Cancelled(notification_id, status, cancelled)
+
+
+async def cancel_by_key(
+    db: Database,
+    key: str,
+    *,
+    now: datetime | None = None,
+    on_done: Callable[[AsyncConnection, KeyCancelled], Awaitable[None]] | None = None,
+) -> KeyCancelled:
+    """Cancel what is unsent of every notification triggered with ``cancellation_key`` = ``key``,
+    as ``cancel_notification`` does for one; nothing with another key is touched. No notification
+    with the key is not an error: the answer counts 0 (a retried cancel finds nothing left).
+    ``on_done`` runs in the same transaction, last (the Idempotency-Key's answer is stored there)."""
+    now = now or utcnow()
+    async with db.write() as conn:
+        result = await cancellation_store.cancel_by_key(conn, key, cancellable=CANCELLABLE, now=now)
+        if on_done is not None:
+            await on_done(conn, result)
+    metrics.count_reason("cancelled", "cancelled", result.deliveries)
+    return result

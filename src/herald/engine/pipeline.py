@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,13 +28,15 @@ from herald.core.errors import DeliveryError, RetryableError, SkipDelivery, Term
 from herald.core.frequency import Window, windows_for
 from herald.core.locales import pick_locale
 from herald.core.outcomes import FailReason, Outcome
+from herald.core.preferences import Preferences, delivery_outcome, quiet_timezone
 from herald.core.records import Endpoint, Profile
 from herald.core.routing import Candidate, choose_account
 from herald.core.rules import SkipReason, TypeRules
 from herald.core.templates import RECIPIENT_RENDER_SECONDS, has_recipient_fields, render_for_recipient
-from herald.engine import metrics
+from herald.engine import digests, metrics
 from herald.engine.ratelimit import RateLimiter
 from herald.engine.rule_counters import RuleCounters
+from herald.engine.unsubscribe import UnsubscribeLinks
 from herald.store import quotas as quota_store
 from herald.store.db import Database
 from herald.store.records import Account, Delivery, Notification
@@ -56,6 +58,10 @@ class Policy:
     deadline: float
     """The longest one delivery may take, all stages together (inside the lease)."""
     default_locale: str
+    default_timezone: str = "UTC"
+    """Of quiet hours, when neither the user's preferences nor their profile name one."""
+    unsubscribe: UnsubscribeLinks | None = None
+    """Makes the one-click unsubscribe link of each message (None: HERALD_PUBLIC_URL is unset)."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,8 @@ class Context:
     """``{(channel, user_id): [Endpoint]}`` for channels that use endpoints."""
     rules: Mapping[str, TypeRules] = field(default_factory=dict)
     """``{type key: TypeRules}``: the delivery rules of each notification's type (absent: none)."""
+    preferences: Mapping[str, Preferences] = field(default_factory=dict)
+    """``{user_id: Preferences}`` of the batch's users who saved any (absent: none)."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,8 @@ class Services:
     channels: Mapping[str, Channel]
     rule_counters: RuleCounters
     """Slots of dedup, frequency caps and throttle (the database, or Redis)."""
+    clock: Callable[[], datetime] = utcnow
+    """The stages' "now" (tests move it to the end of a quiet window)."""
 
 
 # -- stages ---------------------------------------------------------------------------------------
@@ -107,6 +117,44 @@ def gate(delivery: Delivery, notification: Notification | None, now: datetime, p
             detail=f"gave up after {delivery.attempts - 1} attempts (no outcome recorded)",
         )
     return None
+
+
+def preferences(
+    delivery: Delivery, notification: Notification, rules: TypeRules, context: Context, now: datetime, policy: Policy
+) -> Outcome | None:
+    """The user's preferences and quiet hours (core/preferences.py): a channel they turned off is
+    suppressed; inside their quiet hours the delivery waits for the window's end as a pending
+    row, or is dropped, or goes on, as the type says. Critical types pass."""
+    prefs = context.preferences.get(delivery.user_id)
+    if prefs is None or rules.critical:
+        return None
+    user = context.users.get(delivery.user_id)
+    return delivery_outcome(
+        prefs,
+        rules,
+        category=notification.category,
+        type_key=notification.type_key,
+        channel=delivery.channel,
+        now=now,
+        timezone=quiet_timezone(prefs, user.timezone if user else None, policy.default_timezone),
+        expires_at=delivery.expires_at,
+    )
+
+
+async def digest(
+    delivery: Delivery,
+    notification: Notification,
+    rules: TypeRules,
+    context: Context,
+    services: Services,
+    now: datetime,
+) -> Outcome | None:
+    """A type with a digest on this channel: the delivery is collected into the user's digest
+    (skipped, ``digested``) and sent with the others at the window's end (engine/digests.py)."""
+    if rules.digest is None:
+        return None
+    user = context.users.get(delivery.user_id) or Profile(id=delivery.user_id)
+    return await digests.collect(delivery, notification, rules, user, services.channels, services.db, now)
 
 
 def route(
@@ -184,7 +232,17 @@ def build(
         data=notification.data,
         attempt=delivery.attempts,
         created_at=notification.created_at.isoformat(),
+        unsubscribe_url=_unsubscribe_url(delivery, notification, context, policy),
     )
+
+
+def _unsubscribe_url(delivery: Delivery, notification: Notification, context: Context, policy: Policy) -> str | None:
+    """The link that turns this type off on this channel for this user; none for critical types
+    (preferences do not apply to them) or without HERALD_PUBLIC_URL."""
+    rules = context.rules.get(notification.type_key) or NO_RULES
+    if policy.unsubscribe is None or rules.critical:
+        return None
+    return policy.unsubscribe.url(delivery.user_id, notification.type_key, delivery.channel)
 
 
 def address(routed: Route, message: OutboundMessage) -> Outcome | None:
@@ -325,14 +383,17 @@ async def settle_slots(services: Services, delivery: Delivery, windows: Sequence
 
 
 async def run_stages(delivery: Delivery, context: Context, services: Services, policy: Policy) -> Outcome:
-    now = utcnow()
+    now = services.clock()
     notification = context.notifications.get(delivery.notification_id)
     if (stop := gate(delivery, notification, now, policy)) is not None:
         return stop
     assert notification is not None
     rules = context.rules.get(notification.type_key) or NO_RULES
     # issue 8 stages, in this order (each returns an Outcome that ends the delivery, or None):
-    # [preferences + quiet hours] [digest]
+    if (stop := preferences(delivery, notification, rules, context, now, policy)) is not None:
+        return stop
+    if (stop := await digest(delivery, notification, rules, context, services, now)) is not None:
+        return stop
     routed = route(delivery, notification, services, context.accounts)
     if isinstance(routed, Outcome):
         return routed
@@ -372,7 +433,16 @@ async def budget_and_send(
 
 
 async def handle_delivery(delivery: Delivery, context: Context, services: Services, policy: Policy) -> Outcome:
-    """The stages under this delivery's own deadline; whatever goes wrong settles this one alone."""
+    """The stages under this delivery's own deadline; whatever goes wrong settles this one alone.
+    Whatever waits (a retry, a deferral) is due again by the delivery's expiry at the latest, so
+    that the gate settles it ``expired`` then and not when a long backoff or quiet window ends."""
+    outcome = await _handle_within_deadline(delivery, context, services, policy)
+    return outcome.due_by(delivery.expires_at)
+
+
+async def _handle_within_deadline(
+    delivery: Delivery, context: Context, services: Services, policy: Policy
+) -> Outcome:
     try:
         async with asyncio.timeout(policy.deadline):
             return await run_stages(delivery, context, services, policy)

@@ -32,15 +32,17 @@ from herald.core.backoff import retry_at, retry_delay
 from herald.core.errors import PermanentJobError
 from herald.core.outcomes import Outcome
 from herald.core.rules import TypeRules
-from herald.engine import metrics, pipeline
+from herald.engine import metrics, pipeline, retention
+from herald.engine.digests import DigestJobHandler
 from herald.engine.events import EventJobHandler, event_poster
 from herald.engine.fanout import FanoutJobHandler, LostLease
+from herald.engine.retention import RetentionJobHandler
+from herald.engine.schedules import ScheduleJobHandler, rearm_failed_jobs
 from herald.engine.service import Herald
 from herald.engine.wakeup import PostgresWakeup
 from herald.store import accounts as account_store
 from herald.store import deliveries as delivery_store
 from herald.store import endpoints as endpoint_store
-from herald.store import idempotency as idempotency_store
 from herald.store import jobs as job_store
 from herald.store import notifications as notification_store
 from herald.store import users as user_store
@@ -90,7 +92,8 @@ class JobHandler(Protocol):
 
 
 def default_job_handlers(herald: Herald) -> dict[str, JobHandler]:
-    handlers: list[JobHandler] = [FanoutJobHandler(herald)]
+    handlers: list[JobHandler] = [FanoutJobHandler(herald), RetentionJobHandler(herald), ScheduleJobHandler(herald)]
+    handlers.append(DigestJobHandler(herald))
     poster = event_poster(herald.channels)
     if poster is not None:  # event webhooks are posted like webhook deliveries
         handlers.append(EventJobHandler(herald.db, herald.box, poster))
@@ -396,6 +399,7 @@ class Worker:
             log.warning("delivery %s: lease lost before its outcome was recorded", item.delivery.id)
             return
         metrics.deliveries_finished.labels(item.delivery.channel, item.outcome.status.value).inc()
+        metrics.count_reason(item.outcome.status.value, item.outcome.reason)
         if item.outcome.attempted:
             metrics.sends_total.labels(item.delivery.channel, item.outcome.attempt_label).inc()
 
@@ -537,16 +541,16 @@ class Worker:
     # -- housekeeping and shutdown ---------------------------------------------------------------
 
     async def _housekeeping_if_due(self) -> None:
-        """Drop idempotency records past their 24 h window, and delivery-rule slots past theirs."""
+        """Make sure the retention purge's job exists (it purges old rows and idempotency records
+        in small batches: engine/retention.py), and drop delivery-rule slots past their window."""
         if time.monotonic() < self._next_housekeeping:
             return
         self._next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
         async with self.herald.db.write() as conn:
-            purged = await idempotency_store.purge_expired(conn, utcnow())
-        if purged:
-            log.info("purged %d expired idempotency keys", purged)
+            await retention.schedule(self.herald, conn, utcnow())
         if slots := await self.herald.rule_counters.purge_expired():
             log.info("purged %d expired delivery-rule slots", slots)
+        await rearm_failed_jobs(self.herald)  # a schedule whose job gave up in an outage runs again
 
     async def _stop_settler(self) -> None:
         """Record what is already waiting (those sends happened), then stop."""

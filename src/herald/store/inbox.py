@@ -12,17 +12,25 @@ from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select,
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald.core.rawjson import stored_json
+from herald.store import actions as action_store
 from herald.store import announcements as ann_store
 from herald.store import raw
 from herald.store.tables import inbox_items
 from herald.store.types import UTCDateTime
 
-ITEM_COLUMNS = [c for c in inbox_items.c if c.name != "user_id"]
+MERGE_TARGET_COLUMNS = ("merge_key", "merge_until")
+"""Whether and until when an item is a merge target (store/merge.py): never shown."""
+ITEM_COLUMNS = [c for c in inbox_items.c if c.name != "user_id" and c.name not in MERGE_TARGET_COLUMNS]
 
 
 async def insert_items(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
         await conn.execute(insert(inbox_items), list(rows))
+
+
+def unexpired(now: datetime) -> Any:
+    """Items still in the inbox at ``now``: those past their ``expires_at`` have left it."""
+    return or_(inbox_items.c.expires_at.is_(None), inbox_items.c.expires_at > now)
 
 
 def _visible() -> Any:
@@ -32,9 +40,11 @@ def _visible() -> Any:
     )
 
 
-_JSON_COLUMNS = frozenset({"data", "actor", "target", "actions"})
+_JSON_COLUMNS = frozenset({"data", "actor", "target", "actions", "actors"})
 _TIME_COLUMNS = frozenset({"read_at", "seen_at", "archived_at", "created_at", "expires_at"})
 FEED_COLUMNS = tuple(c.name for c in ITEM_COLUMNS)
+_FEED_FIELDS = (*FEED_COLUMNS, "response")
+"""What a feed row holds: the item's columns, then its answer (``store.actions.feed_response_sql``)."""
 
 
 @lru_cache(maxsize=128)
@@ -48,6 +58,7 @@ def _feed_sql(
     params = iter(f"${n}" if postgres else f"?{n}" for n in range(1, 9))
     user, now = next(params), next(params)
     columns = ", ".join(f"{c}::text" if postgres and c in _JSON_COLUMNS else c for c in FEED_COLUMNS)
+    columns += f", {action_store.feed_response_sql(postgres)}"
     where = [f"user_id = {user}", f"(expires_at IS NULL OR expires_at > {now})"]
     where.append("archived_at IS NOT NULL" if archived else "archived_at IS NULL")
     if status == "unread":
@@ -66,9 +77,10 @@ def _feed_sql(
     if not with_marks:
         return page
     nulls = ", ".join(["NULL"] * 11)
+    after = ", ".join(["NULL"] * (len(_FEED_FIELDS) - 16))  # expires_at and every field after it
     return (
         f"SELECT * FROM ({page}) AS page UNION ALL "  # noqa: S608 (constants only)
-        f"SELECT announcement_id, {nulls}, {', '.join(ann_store.MARK_TIMES)}, NULL "
+        f"SELECT announcement_id, {nulls}, {', '.join(ann_store.MARK_TIMES)}, {after} "
         f"FROM announcement_marks WHERE {ann_store.marks_where(postgres, user, next(params))}"
     )
 
@@ -104,9 +116,10 @@ async def list_items(
         if row[2] is None:  # type_key: a mark
             marks[row[0]] = ann_store.mark_row(user_id, row[0], row[12:16])
             continue
-        item = dict(zip(FEED_COLUMNS, row, strict=True))
+        item = dict(zip(_FEED_FIELDS, row, strict=True))
         for column in _JSON_COLUMNS:
             item[column] = stored_json(item[column])
+        item["response"] = action_store.feed_response(item["response"])
         if not postgres:  # asyncpg returns aware datetimes already; SQLite returns text
             for column in _TIME_COLUMNS:
                 item[column] = raw.read_time(item[column])
@@ -164,8 +177,9 @@ _MARKS = {
 
 
 async def mark_item(conn: AsyncConnection, user_id: str, item_id: str, action: str, now: datetime) -> bool:
-    """Apply read/unread/archive/unarchive/delete to the user's own item; False if it is not theirs."""
-    owned = and_(inbox_items.c.id == item_id, inbox_items.c.user_id == user_id)
+    """Apply read/unread/archive/unarchive/delete to the user's own item; False if it is not theirs
+    or has expired (an expired item has left the inbox: it is not there to mark)."""
+    owned = and_(inbox_items.c.id == item_id, inbox_items.c.user_id == user_id, unexpired(now))
     if action == "delete":
         result = await conn.execute(delete(inbox_items).where(owned))
         return result.rowcount > 0
@@ -174,17 +188,21 @@ async def mark_item(conn: AsyncConnection, user_id: str, item_id: str, action: s
     values = {column: value}
     if action == "read":
         values["seen_at"] = func.coalesce(inbox_items.c.seen_at, now)
+    if action in ("read", "archive"):  # no longer a merge target: the next event makes a new item
+        values.update(merge_key=None, merge_until=None)
     result = await conn.execute(update(inbox_items).where(owned).values(**values))
     return result.rowcount > 0
 
 
 async def get_item(conn: AsyncConnection, user_id: str, item_id: str) -> dict[str, Any] | None:
-    row = (
-        (await conn.execute(select(*ITEM_COLUMNS).where(inbox_items.c.id == item_id, inbox_items.c.user_id == user_id)))
-        .mappings()
-        .first()
+    """The user's item with its ``response`` (the user's answer to its actions, or None)."""
+    query = (
+        select(*ITEM_COLUMNS, *action_store.RESPONSE_COLUMNS)
+        .select_from(action_store.items_with_responses())
+        .where(inbox_items.c.id == item_id, inbox_items.c.user_id == user_id)
     )
-    return dict(row) if row else None
+    row = (await conn.execute(query)).mappings().first()
+    return action_store.take_response(dict(row)) if row else None
 
 
 async def read_all(conn: AsyncConnection, user_id: str, *, now: datetime, category: str | None = None) -> int:
@@ -192,7 +210,9 @@ async def read_all(conn: AsyncConnection, user_id: str, *, now: datetime, catego
     if category:
         cond.append(inbox_items.c.category == category)
     result = await conn.execute(
-        update(inbox_items).where(*cond).values(read_at=now, seen_at=func.coalesce(inbox_items.c.seen_at, now))
+        update(inbox_items)
+        .where(*cond)
+        .values(read_at=now, seen_at=func.coalesce(inbox_items.c.seen_at, now), merge_key=None, merge_until=None)
     )
     return int(result.rowcount)
 
@@ -304,13 +324,14 @@ async def items_since(
 ) -> list[dict[str, Any]]:
     """The user's visible items created at or after ``since``, newest first, at most ``limit``."""
     query = (
-        select(*ITEM_COLUMNS)
+        select(*ITEM_COLUMNS, *action_store.RESPONSE_COLUMNS)
+        .select_from(action_store.items_with_responses())
         .where(_visible(), inbox_items.c.created_at >= bindparam("since", type_=UTCDateTime))
         .order_by(inbox_items.c.created_at.desc(), inbox_items.c.id.desc())
         .limit(limit)
     )
     rows = await conn.execute(query, {"user_id": user_id, "now": now, "since": since})
-    return [dict(r) for r in rows.mappings()]
+    return [action_store.take_response(dict(r)) for r in rows.mappings()]
 
 
 def _unread_of(users: Any, now: datetime) -> Any:

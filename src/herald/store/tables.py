@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     Boolean,
     Column,
@@ -33,9 +35,9 @@ metadata = MetaData(
 _PARTIAL_INDEXES: list[tuple[Index, str]] = []
 
 
-def _partial_index(name: str, *columns: str, where: str) -> Index:
+def _partial_index(name: str, *columns: Any, where: str, unique: bool = False) -> Index:
     """An index over the rows ``where`` holds, on both databases (see ``use_dialect``)."""
-    index = Index(name, *columns)
+    index = Index(name, *columns, unique=unique)
     _PARTIAL_INDEXES.append((index, where))
     return index
 
@@ -101,6 +103,8 @@ notification_types = Table(
     Column("throttle", JSONType),
     Column("merge", JSONType),
     Column("digest", JSONType),
+    # 0011: {locale: name}, the type's name per locale (settings pages, the unsubscribe page)
+    Column("names", JSONType),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
@@ -137,6 +141,12 @@ notifications = Table(
     Column("expires_at", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_notifications_created_at", "created_at"),  # 0018: the retention purge walks it, oldest first
+    # 0015: given at trigger time, cancels all notifications that carry it (POST /v1/notifications/cancel)
+    Column("cancellation_key", String(200)),
+    # 0015: the schedule occurrence that wrote it (unique together: an occurrence is written once)
+    Column("schedule_id", String(40)),
+    Column("occurrence_at", UTCDateTime),
 )
 
 # Private inbox rows, one per recipient (fan-out on write). Sorted newest first by (created_at, id).
@@ -161,6 +171,12 @@ inbox_items = Table(
     Column("archived_at", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime),
+    # 0013 merging (engine/merge.py): how many events the item stands for and their latest actors;
+    # while it is a merge target, the digest of its rendered merge key and the end of its window
+    Column("count", Integer, nullable=False, server_default=text("1")),
+    Column("actors", JSONType),
+    Column("merge_key", String(64)),
+    Column("merge_until", UTCDateTime),
     Index("ix_inbox_items_user_feed", "user_id", "created_at", "id"),
     # Unread and unseen counts come from this partial index alone, never from the user's history.
     _partial_index(
@@ -172,6 +188,11 @@ inbox_items = Table(
         where="read_at IS NULL AND archived_at IS NULL",
     ),
     Index("ix_inbox_items_notification_id", "notification_id"),
+    # 0013: at most one merge target per user, type and key, so concurrent events merge, never add
+    _partial_index(
+        "ix_inbox_items_merge_target", "user_id", "type_key", "merge_key", where="merge_key IS NOT NULL", unique=True
+    ),
+    Index("ix_inbox_items_created_at", "created_at"),  # 0018: the retention purge walks it, oldest first
 )
 
 # ONE row per announcement, whatever the audience size (fan-out on read).
@@ -237,6 +258,8 @@ deliveries = Table(
     Index("ix_deliveries_provider_message_id", "channel", "provider_message_id"),
     # The claim query walks only live rows, in priority order.
     _partial_index("ix_deliveries_due", "priority", "next_attempt_at", where="status IN ('pending', 'sending')"),
+    # 0018: the retention purge walks the deliveries that ended, by when they ended
+    _partial_index("ix_deliveries_ended", "updated_at", where="status NOT IN ('pending', 'sending')"),
 )
 
 delivery_attempts = Table(
@@ -269,6 +292,7 @@ jobs = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     _partial_index("ix_jobs_due", "priority", "run_at", where="status IN ('pending', 'running')"),
+    _partial_index("ix_jobs_finished", "updated_at", where="status IN ('done', 'failed')"),  # 0018: retention
 )
 
 idempotency_keys = Table(
@@ -351,6 +375,27 @@ event_webhooks = Table(
 
 # -- 0011 user preferences --
 
+# One preferences document per user (core/preferences.py), as the API shows it.
+user_preferences = Table(
+    "user_preferences",
+    metadata,
+    Column("user_id", String(200), primary_key=True),
+    Column("document", JSONType, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# The in-app index of those documents (core/preferences.py inapp_choices), for the trigger's hot
+# path: rows only for users who turned the inbox off somewhere, "category:<c>" or "type:<key>".
+inapp_choices = Table(
+    "inapp_choices",
+    metadata,
+    Column("user_id", String(200), primary_key=True),
+    Column("scope", String(210), primary_key=True),
+    Column("enabled", Boolean, nullable=False),
+    # "has anyone turned the inbox off for this type or its category?" (engine/preferences.py)
+    Index("ix_inapp_choices_scope", "scope", "enabled"),
+)
+
 # -- 0012 rule counters --
 
 # Slots of the counted delivery rules (core/frequency.py: dedup, frequency caps, throttle), when
@@ -366,13 +411,172 @@ rule_slots = Table(
 )
 
 # -- 0013 merged inbox items --
+# (columns count, actors, merge_key, merge_until and ix_inbox_items_merge_target: on inbox_items above)
 
 # -- 0014 digests --
 
+# A digest (rule 5): one user's events of one type on one channel, collected while its window is
+# open and sent as ONE message. ``status``: open (collecting) -> closing (the window ended or
+# max_items was reached: no event joins any more) -> flushed (its message written as an ordinary
+# delivery of ``notification_id``, the digest's own notification). At most one open digest per
+# user x type x channel (the partial unique index), so two workers appending at once append to the
+# same one; the flush moves the status on with a WHERE on the old one, so a second flusher finds nothing.
+_open_digest = _partial_index("uq_digests_open", "user_id", "type_key", "channel", where="status = 'open'")
+_open_digest.unique = True
+digests = Table(
+    "digests",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("user_id", String(200), nullable=False),
+    Column("type_key", String(200), nullable=False),
+    Column("channel", String(40), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("notification_id", String(40), nullable=False),
+    Column("count", Integer, nullable=False, default=0),
+    Column("max_items", Integer, nullable=False),
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("flush_at", UTCDateTime, nullable=False),
+    Column("flushed_at", UTCDateTime),
+    Column("delivery_id", String(40)),
+    # why the type's digest template was not used (the built-in text was sent instead)
+    Column("last_error", Text),
+    Column("updated_at", UTCDateTime, nullable=False),
+    _open_digest,
+    Index("ix_digests_notification_id", "notification_id", unique=True),
+    Index("ix_digests_user_id", "user_id"),
+)
+
+# The events of a digest: one per collected delivery. Keyed by the delivery, so a delivery handled
+# again after a crash (its outcome not recorded) is collected once.
+digest_events = Table(
+    "digest_events",
+    metadata,
+    Column("delivery_id", String(40), primary_key=True),
+    Column("digest_id", String(40), ForeignKey("digests.id", ondelete="CASCADE"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("notification_id", String(40), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_digest_events_digest_id", "digest_id", "position"),
+)
+
+# A digest's own notification names its digest: its delivery skips the digest stage.
+notifications.append_column(Column("digest_id", String(40)))
+
 # -- 0015 cancellation keys and schedules --
+
+# Both over the few notifications that carry the value (most carry neither).
+_partial_index(
+    "ix_notifications_cancellation_key", notifications.c.cancellation_key, where="cancellation_key IS NOT NULL"
+)
+_partial_index(
+    "ix_notifications_schedule_occurrence",
+    notifications.c.schedule_id,
+    notifications.c.occurrence_at,
+    unique=True,
+    where="schedule_id IS NOT NULL",
+)
+
+# Recurring sends: a cron expression in a timezone and the trigger body each occurrence sends. The
+# row's ``next_run_at`` moves on with a compare-and-set in the transaction that writes the
+# occurrence's notification, so an occurrence is written once however many workers race for it.
+# ``job_id``: the one ``schedule`` job that runs it (jobs table), due at ``next_run_at``.
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200)),
+    Column("cron", String(100), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("trigger", JSONType, nullable=False),
+    Column("catch_up_seconds", Integer, nullable=False),
+    Column("next_run_at", UTCDateTime, nullable=False),
+    Column("job_id", String(40), nullable=False),
+    Column("last_run_at", UTCDateTime),
+    Column("last_notification_id", String(40)),
+    Column("last_error", Text),
+    Column("runs", Integer, nullable=False, default=0),
+    Column("missed", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_schedules_created", "created_at", "id"),
+)
 
 # -- 0016 actions --
 
+# A user's answer to an inbox item's actions (confirm / decline with a reason). The primary key
+# makes "one answer per item" atomic under concurrent answers. No foreign key: the answer outlives
+# the item (a user may delete the item; the notification's status still lists what they answered).
+inbox_responses = Table(
+    "inbox_responses",
+    metadata,
+    Column("item_id", String(40), primary_key=True),
+    Column("notification_id", String(40)),
+    Column("user_id", String(200), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("reason", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_inbox_responses_notification_id", "notification_id", "user_id"),
+    Index("ix_inbox_responses_user_id", "user_id"),
+)
+
 # -- 0017 direct messages --
 
+# Messages between two users (个人私信). ``user_a`` < ``user_b`` whoever wrote: the pair names the
+# conversation, so one index range holds it in order.
+direct_messages = Table(
+    "direct_messages",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("user_a", String(200), nullable=False),
+    Column("user_b", String(200), nullable=False),
+    Column("sender_id", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_direct_messages_pair", "user_a", "user_b", "created_at", "id"),
+    Index("ix_direct_messages_user_b", "user_b"),  # erasing a user finds their messages from both sides
+)
+
+# Each user's side of a conversation: its last message, the user's unread count (a counter kept by
+# each message and each read, never counted from the messages) and the ``direct`` inbox item it keeps
+# up to date. The row is also the lock that makes concurrent messages update one item.
+direct_conversations = Table(
+    "direct_conversations",
+    metadata,
+    Column("user_id", String(200), primary_key=True),
+    Column("peer_id", String(200), primary_key=True),
+    Column("last_message_id", String(40)),
+    Column("last_message_at", UTCDateTime),
+    Column("unread", Integer, nullable=False, default=0),
+    Column("read_at", UTCDateTime),
+    Column("inbox_item_id", String(40)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_direct_conversations_recent", "user_id", "last_message_at", "peer_id"),
+    Index("ix_direct_conversations_peer_id", "peer_id"),
+)
+
+# ``user_id`` refuses messages from ``blocked_id``. Only ``user_id`` ever sees the row.
+direct_blocks = Table(
+    "direct_blocks",
+    metadata,
+    Column("user_id", String(200), primary_key=True),
+    Column("blocked_id", String(200), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_direct_blocks_blocked_id", "blocked_id"),
+)
+
+# The audit of admins' reads of conversations (API keys with the conversations:read scope): who,
+# which conversation, when. Never the content.
+conversation_reads = Table(
+    "conversation_reads",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("key_id", String(40), nullable=False),
+    Column("key_name", String(200), nullable=False),
+    Column("user_id", String(200), nullable=False),
+    Column("peer_id", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_conversation_reads_created_at", "created_at", "id"),
+)
+
 # -- 0018 retention --
+# No table: indexes on inbox_items, deliveries, notifications and jobs (in their definitions above).

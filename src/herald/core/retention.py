@@ -1,0 +1,71 @@
+"""What the retention purge deletes, and up to when: pure decisions from the configured ages.
+
+The ages come from settings (``HERALD_RETENTION_*``); 0 keeps a kind of row forever. The purge
+itself (``engine/retention.py``) runs the plan table by table, in small batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+MAX_PAUSE_SECONDS = 1.0
+
+
+class Purge(StrEnum):
+    """The kinds of rows the purge deletes (the ``table`` label of its metric)."""
+
+    DELIVERIES = "deliveries"
+    """Deliveries that ended, with their attempts."""
+    NOTIFICATIONS = "notifications"
+    JOBS = "jobs"
+    """Finished background jobs."""
+    INBOX = "inbox_items"
+    IDEMPOTENCY = "idempotency_keys"
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long each kind of row is kept; None: forever."""
+
+    inbox: timedelta | None = None
+    deliveries: timedelta | None = None
+    """Also the age of finished jobs and of notifications no delivery refers to."""
+    idempotency: timedelta | None = None
+    """Counted from when the key was taken (at least its replay window)."""
+
+    @classmethod
+    def of(cls, *, inbox_days: int, deliveries_days: int, idempotency_hours: int) -> Retention:
+        return cls(
+            inbox=timedelta(days=inbox_days) if inbox_days > 0 else None,
+            deliveries=timedelta(days=deliveries_days) if deliveries_days > 0 else None,
+            idempotency=timedelta(hours=idempotency_hours) if idempotency_hours > 0 else None,
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return any(age is not None for age in (self.inbox, self.deliveries, self.idempotency))
+
+    def plan(self, now: datetime, *, replay_window: timedelta) -> list[tuple[Purge, datetime]]:
+        """Each kind to purge with the bound its rows must lie before, in the order to purge
+        them: deliveries before notifications, which go only once no delivery refers to them.
+
+        Idempotency records are found by their expiry (taken + ``replay_window``), so their bound
+        is on that column: never later than now, so a key is never dropped within its window."""
+        plan: list[tuple[Purge, datetime]] = []
+        if self.deliveries is not None:
+            before = now - self.deliveries
+            plan += [(Purge.DELIVERIES, before), (Purge.NOTIFICATIONS, before), (Purge.JOBS, before)]
+        if self.inbox is not None:
+            plan.append((Purge.INBOX, now - self.inbox))
+        if self.idempotency is not None:
+            plan.append((Purge.IDEMPOTENCY, min(now, now - self.idempotency + replay_window)))
+        return plan
+
+
+def pause_after(batch_seconds: float) -> float:
+    """How long the purge rests after a batch that took ``batch_seconds``: as long again (at most
+    half of the database's time for the purge, whatever the batch cost), capped, so that the
+    writes of triggers and workers always find a gap between two batches."""
+    return min(MAX_PAUSE_SECONDS, max(0.005, batch_seconds))
