@@ -19,6 +19,7 @@ from herald.api import (
     announcements,
     callbacks,
     channel_routes,
+    direct,
     event_webhooks,
     keys,
     me,
@@ -28,7 +29,9 @@ from herald.api import (
     types,
     users,
 )
+from herald.api import actions as actions_api
 from herald.api import realtime as realtime_api
+from herald.api import schedules as schedules_api
 from herald.api.auth import ApiKeyCache, UserTokenCache
 from herald.api.content_type import JsonContentType
 from herald.api.hot import HotInbox
@@ -106,11 +109,15 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.include_router(types.router)
     app.include_router(notifications.router)
     app.include_router(announcements.router)
+    app.include_router(schedules_api.router)  # /v1/schedules (docs/rules.md, Scheduling)
     app.include_router(accounts.router)
     app.include_router(keys.router)
     app.include_router(event_webhooks.router)
     app.include_router(callbacks.router)
     app.include_router(me.router)
+    app.include_router(direct.router)  # /v1/me/messages, /conversations, /blocks (docs/direct-messages.md)
+    app.include_router(direct.admin_router)
+    app.include_router(actions_api.router)  # POST /v1/me/inbox/{item_id}/actions/{action_id}
     realtime_api.install(app, herald)  # GET /v1/me/events (SSE), /v1/me/ws (WebSocket)
     app.include_router(channel_routes.channel_router(herald.channels))
     app.include_router(widget_router())  # /static/herald-inbox.js

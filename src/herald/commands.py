@@ -117,7 +117,9 @@ async def _reach_database(settings: Settings, *, migrate: bool | None = None) ->
 @apikey_app.command("create")
 def apikey_create(
     name: Annotated[str, typer.Option(help="A name to recognise the key by.")],
-    scopes: Annotated[str, typer.Option(help="Comma-separated: send,read,admin.")] = "send,read",
+    scopes: Annotated[
+        str, typer.Option(help="Comma-separated: send,read,admin,conversations:read (admin does not include the last).")
+    ] = "send,read",
 ) -> None:
     """Create an API key and print it alone on stdout."""
     from herald.core.enums import Scope

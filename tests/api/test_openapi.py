@@ -15,6 +15,7 @@ CREATING_POSTS = {
     ("post", "/v1/announcements"),
     ("post", "/v1/users/{user_id}/tokens"),
     ("post", "/v1/users/{user_id}/wechat-subscriptions"),
+    ("post", "/v1/me/messages"),
 }
 
 
@@ -71,9 +72,12 @@ async def test_each_operation_names_the_credential_it_takes(harness: Harness) ->
             assert op["security"] == [{"UserToken": []}], (method, path)
         else:
             assert op["security"] == [{"ApiKey": []}], (method, path)
-            assert op["x-herald-scope"] in ("send", "read", "admin"), (method, path)
+            assert op["x-herald-scope"] in ("send", "read", "admin", "conversations:read"), (method, path)
     assert doc["paths"]["/v1/notifications"]["post"]["x-herald-scope"] == "send"
     assert doc["paths"]["/v1/channel-accounts"]["get"]["x-herald-scope"] == "admin"
+    conversation = doc["paths"]["/v1/users/{user_id}/conversations/{peer}/messages"]["get"]
+    assert conversation["x-herald-scope"] == "conversations:read"
+    assert "`admin` alone is not enough" in conversation["description"]
 
 
 async def test_every_operation_has_a_response_model(harness: Harness) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 
+from herald.core.enums import Scope
 from herald.core.inputs import text_problem
 from herald.engine.service import Herald
 from herald.engine.tokens import BadToken, verify_user_token_expiry
@@ -75,7 +76,7 @@ def require_scope(scope: str) -> Callable[..., Coroutine[Any, Any, ApiKey]]:
         key = await request.app.state.api_keys.resolve(herald, token)
         if key is None:
             raise HTTPException(401, "API key is not valid", headers=_CHALLENGE)
-        if scope not in key.scopes and "admin" not in key.scopes:
+        if scope not in key.scopes and not (Scope.ADMIN in key.scopes and Scope(scope).implied_by_admin):
             raise HTTPException(403, f"this API key lacks the '{scope}' scope")
         request.state.api_key = key
         return key  # type: ignore[no-any-return]
@@ -135,4 +136,5 @@ async def current_user(request: Request, herald: HeraldDep) -> str:
 SendKey = Annotated[ApiKey, Depends(require_scope("send"))]
 ReadKey = Annotated[ApiKey, Depends(require_scope("read"))]
 AdminKey = Annotated[ApiKey, Depends(require_scope("admin"))]
+ConversationsKey = Annotated[ApiKey, Depends(require_scope("conversations:read"))]
 CurrentUser = Annotated[str, Depends(current_user)]

@@ -34,6 +34,7 @@ from herald.api.auth import current_user
 from herald.api.content_type import EXEMPT_PREFIXES
 from herald.api.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
 from herald.api.realtime_auth import stream_user
+from herald.core.enums import Scope
 
 DOCS_ASSETS_PATH = "/docs-assets"
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -202,6 +203,28 @@ class DeliveryOut(_Out):
     read: bool | None = Field(default=None, description="In-app deliveries: whether the user read the item")
 
 
+class NotificationResponseOut(_Out):
+    user_id: str
+    item_id: str
+    action: str
+    reason: str | None
+    at: str
+
+
+class DigestOut(_Out):
+    id: str
+    user_id: str
+    channel: str
+    status: str = Field(description="open (collecting) | closing | flushed (its delivery written)")
+    count: int = Field(description="Events collected")
+    max_items: int
+    opened_at: str = Field(description="The window opened with its first event")
+    flush_at: str = Field(description="The window's end")
+    flushed_at: str | None
+    events: list[str] = Field(description="The collected events' notification ids, in order")
+    error: str | None = Field(description="Why the type's digest template was not (all) used: the built-in text was")
+
+
 class NotificationOut(_Out):
     id: str
     type: str
@@ -210,17 +233,37 @@ class NotificationOut(_Out):
     created_at: str
     send_at: str | None
     expires_at: str | None
+    cancellation_key: str | None = Field(default=None, description="As given at trigger time")
+    schedule: dict[str, str] | None = Field(
+        default=None, description="`{id, occurrence_at}`: the schedule occurrence that sent it, if one did"
+    )
     recipients: int | None
     channels: list[str]
     delivery_counts: dict[str, int]
     deliveries: list[DeliveryOut]
     deliveries_truncated: bool
+    digest: DigestOut | None = Field(
+        default=None, description="Set on a digest's own notification: the digest it sends (null on any other)"
+    )
+    responses: list[NotificationResponseOut] = Field(
+        description="The recipients' answers to the items' actions, the first 1,000 by user id"
+    )
+    responses_total: int
+    awaiting: list[str] = Field(
+        description="Recipients whose item asks an answer and has none yet, the first 1,000 by user id"
+    )
+    awaiting_total: int
 
 
 class CancelledOut(_Out):
     id: str
     status: str
     cancelled_deliveries: int
+
+
+class KeyCancelledOut(_Out):
+    cancelled: int = Field(description="Notifications with the key that had something unsent (0: none had)")
+    cancelled_deliveries: int = Field(description="Pending deliveries of theirs that ended cancelled")
 
 
 class AnnouncementOut(_Out):
@@ -311,6 +354,12 @@ class EventWebhookPage(_Out):
     next_cursor: str | None
 
 
+class ItemResponseOut(_Out):
+    action: str
+    reason: str | None
+    at: str
+
+
 class InboxItemOut(_Out):
     id: str
     type: str | None
@@ -320,9 +369,16 @@ class InboxItemOut(_Out):
     body: str | None
     data: dict[str, Any]
     actor: dict[str, Any] | None
+    count: int = Field(default=1, description="How many events the item stands for: above 1 once merged")
+    actors: list[dict[str, Any]] = Field(
+        default_factory=list, description="The actors of those events, newest first, each once, at most 5"
+    )
     target: dict[str, Any] | None
     action_url: str | None
     actions: list[Any]
+    response: ItemResponseOut | None = Field(
+        default=None, description="The user's own answer to the item's actions (null: not answered)"
+    )
     read: bool
     read_at: str | None
     seen_at: str | None
@@ -332,6 +388,15 @@ class InboxItemOut(_Out):
     kind: str | None = None
     content_type: str | None = None
     media_url: str | None = None
+
+
+class ActionAnswerOut(_Out):
+    item_id: str
+    notification_id: str | None
+    action: str
+    reason: str | None
+    at: str
+    item: InboxItemOut = Field(description="The item after the answer: read, with its `response`")
 
 
 class InboxPage(_Out):
@@ -351,6 +416,62 @@ class ReadAllOut(_Out):
 
 class BannerList(_Out):
     items: list[InboxItemOut]
+
+
+class MessageOut(_Out):
+    """A direct message (docs/direct-messages.md)."""
+
+    id: str = Field(description="`msg_…`")
+    conversation: str = Field(description="The other user of the conversation, seen from the reader")
+    from_: str = Field(alias="from")
+    to: str
+    body: str
+    created_at: str
+
+
+class MessagePage(_Out):
+    items: list[MessageOut]
+    next_cursor: str | None
+
+
+class ConversationOut(_Out):
+    peer: str = Field(description="The other user's id")
+    peer_name: str | None
+    unread: int = Field(description="Messages from the peer not read yet")
+    read_at: str | None = Field(description="When the reader last read the conversation")
+    updated_at: str = Field(description="The time of the last message")
+    last_message: MessageOut
+
+
+class ConversationPage(_Out):
+    items: list[ConversationOut]
+    next_cursor: str | None
+
+
+class BlockOut(_Out):
+    user_id: str
+    created_at: str
+
+
+class BlockPage(_Out):
+    items: list[BlockOut]
+    next_cursor: str | None
+
+
+class ConversationReadOut(_Out):
+    """One admin read of a conversation: who, which, when (never what)."""
+
+    id: str = Field(description="`cvr_…`")
+    key_id: str
+    key_name: str
+    user_id: str
+    peer: str
+    at: str
+
+
+class ConversationReadPage(_Out):
+    items: list[ConversationReadOut]
+    next_cursor: str | None
 
 
 class RealtimeEvent(_Out):
@@ -497,7 +618,8 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             "scheme": "bearer",
             "bearerFormat": "hk_…",
             "description": "An API key (`herald apikey create`), with the scopes `send`, `read`, `admin`;"
-            " `admin` may do everything. For the server-side endpoints.",
+            " `admin` may do everything but read users' conversations, which takes `conversations:read`."
+            " For the server-side endpoints.",
         },
         USER_TOKEN_SCHEME: {
             "type": "http",
@@ -566,6 +688,8 @@ def _complete_operation(path: str, operation: dict[str, Any], route: APIRoute) -
         if scope is not None:
             operation["x-herald-scope"] = scope
             note = f"Needs an API key with the `{scope}` scope (or `admin`)."
+            if not Scope(scope).implied_by_admin:
+                note = f"Needs an API key with the `{scope}` scope (`admin` alone is not enough)."
             operation["description"] = (operation.get("description", "") + "\n\n" + note).strip()
     else:
         operation["security"] = []

@@ -44,6 +44,8 @@ class NotificationStatus(StrEnum):
     EXPANDING = "expanding"
     PROCESSED = "processed"
     CANCELLED = "cancelled"
+    COLLECTING = "collecting"
+    """A digest's own notification while its window is open (engine/digests.py)."""
 
 
 class AnnouncementKind(StrEnum):
@@ -62,6 +64,12 @@ class Scope(StrEnum):
     SEND = "send"
     READ = "read"
     ADMIN = "admin"
+    CONVERSATIONS_READ = "conversations:read"
+
+    @property
+    def implied_by_admin(self) -> bool:
+        """Reading users' private conversations is granted by name alone, never by ``admin``."""
+        return self is not Scope.CONVERSATIONS_READ
 
 
 class InboxStatus(StrEnum):

@@ -9,7 +9,8 @@ one message whatever the audience.
 Messages (``k`` is the kind):
 
 - ``items``: ``{n: notification id, at: created_at, u: [user ids]}``: in-app items were written;
-- ``item``: ``{u, i: item id, a: "updated" | "removed"}``: one user changed one item;
+- ``item``: ``{u, i: item id, a: "new" | "updated" | "removed"}``: one item of one user was written
+  alone (a direct message's item), changed or removed;
 - ``counts``: ``{u}``: a user's counts changed (read-all, seen);
 - ``announcement``: ``{i, before, after}``: an announcement changed; ``before``/``after`` are who
   could see it (audience, window, kind), null when it did not or no longer exists;
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from herald.engine.service import Herald
 
 ITEMS, ITEM, COUNTS, ANNOUNCEMENT, INVALIDATE = "items", "item", "counts", "announcement", "invalidate"
-UPDATED, REMOVED = "updated", "removed"
+NEW, UPDATED, REMOVED = "new", "updated", "removed"
 
 
 def items_written(herald: Herald, notification_id: str, created_at: datetime, user_ids: Sequence[str]) -> None:
@@ -37,8 +38,9 @@ def items_written(herald: Herald, notification_id: str, created_at: datetime, us
         herald.realtime.publish({"k": ITEMS, "n": notification_id, "at": created_at.isoformat(), "u": list(user_ids)})
 
 
-def item_changed(herald: Herald, user_id: str, item_id: str, *, removed: bool = False) -> None:
-    herald.realtime.publish({"k": ITEM, "u": user_id, "i": item_id, "a": REMOVED if removed else UPDATED})
+def item_changed(herald: Herald, user_id: str, item_id: str, *, removed: bool = False, new: bool = False) -> None:
+    action = REMOVED if removed else NEW if new else UPDATED
+    herald.realtime.publish({"k": ITEM, "u": user_id, "i": item_id, "a": action})
 
 
 def counts_changed(herald: Herald, user_id: str) -> None:

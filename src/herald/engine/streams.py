@@ -85,6 +85,11 @@ def _visible(spec: dict[str, Any] | None, tags: list[str] | None, now: datetime)
     return (starts is None or starts <= now) and (ends is None or ends > now)
 
 
+def _written(row: dict[str, Any]) -> str:
+    """The event for an item just written: an item with a count above 1 was merged into (engine/merge.py)."""
+    return INBOX_UPDATED if (row.get("count") or 1) > 1 else INBOX_NEW
+
+
 def _needs_tags(specs: Sequence[dict[str, Any] | None]) -> bool:
     return any(s is not None and not (s["audience"] or {}).get("all") for s in specs)
 
@@ -134,7 +139,7 @@ class LiveFeed:
                 rows += await inbox_store.items_of_chunk(conn, message["n"], at, batch)
         for row in rows:
             user_id = row.pop("user_id")
-            self.hub.push(user_id, make_event(INBOX_NEW, self.view(inbox.private_item(row))))
+            self.hub.push(user_id, make_event(_written(row), self.view(inbox.private_item(row))))
         await self.push_counts(users)
 
     async def _item(self, message: dict[str, Any]) -> None:
@@ -148,7 +153,8 @@ class LiveFeed:
                 item = await inbox.get_item(self.herald, user_id, item_id)
             except NotFound:  # deleted since: its own message follows
                 return
-            self.hub.push(user_id, make_event(INBOX_UPDATED, self.view(item)))
+            name = INBOX_NEW if message.get("a") == live.NEW else INBOX_UPDATED
+            self.hub.push(user_id, make_event(name, self.view(item)))
         await self.push_counts([user_id])
 
     async def _announcement(self, message: dict[str, Any]) -> None:
@@ -273,7 +279,7 @@ class LiveFeed:
                 changed = [a for a in changed if inbox.in_audience(a, tags.get(user_id))]
                 marks = await ann_store.marks_for(conn, user_id, [a["id"] for a in changed])
             for row in reversed(rows):  # oldest first
-                events.append(make_event(INBOX_NEW, self.view(inbox.private_item(row))))
+                events.append(make_event(_written(row), self.view(inbox.private_item(row))))
             changed.sort(key=lambda a: (a["feed_at"], a["id"]))
             for a in changed:
                 mark = marks.get(a["id"])

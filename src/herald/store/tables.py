@@ -455,6 +455,7 @@ digest_events = Table(
     Column("digest_id", String(40), ForeignKey("digests.id", ondelete="CASCADE"), nullable=False),
     Column("position", Integer, nullable=False),
     Column("notification_id", String(40), nullable=False),
+    # when the event happened (its notification's creation): the digest lists events in this order
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_digest_events_digest_id", "digest_id", "position"),
 )

@@ -9,7 +9,10 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald.core.records import Profile
+from herald.store import actions, direct
 from herald.store.dialect import upsert
+from herald.store.digests import erase_user_digests
+from herald.store.preferences import erase_preferences
 from herald.store.records import profile_from_row
 from herald.store.tables import announcement_marks, deliveries, inbox_items, send_quotas, user_endpoints, users
 from herald.store.types import utcnow
@@ -123,11 +126,15 @@ async def users_page(
 
 async def erase_user(conn: AsyncConnection, user_id: str) -> bool:
     """Delete the user and everything stored for them."""
+    await direct.erase_user(conn, user_id)  # their messages, conversations and blocks
+    await actions.erase_user(conn, user_id)  # their answers to items' actions
     await conn.execute(delete(inbox_items).where(inbox_items.c.user_id == user_id))
     await conn.execute(delete(announcement_marks).where(announcement_marks.c.user_id == user_id))
     await conn.execute(delete(deliveries).where(deliveries.c.user_id == user_id))
     await conn.execute(delete(send_quotas).where(send_quotas.c.user_id == user_id))
     await conn.execute(delete(user_endpoints).where(user_endpoints.c.user_id == user_id))
+    await erase_preferences(conn, user_id)
+    await erase_user_digests(conn, user_id)  # their digests and the digests' notifications
     result = await conn.execute(delete(users).where(users.c.id == user_id))
     return result.rowcount > 0
 
