@@ -1,18 +1,13 @@
-"""Action buttons (confirm / decline with a reason) on inbox items.
-
-``POST /v1/me/inbox/{item_id}/actions/{action_id}`` is not built yet (a later issue). The widget's
-side is tested now against a stubbed 404 (the answer Herald gives today, forced with page.route so
-the test keeps meaning the same once the endpoint exists). The end-to-end test is marked
-``xfail(strict=True)``: it fails today because the server answers 404, and the day the endpoint
-works it passes, strict turns that into a failure, and the mark must be removed.
+"""Action buttons (confirm / decline with a reason) on inbox items, against the real endpoint
+``POST /v1/me/inbox/{item_id}/actions/{action_id}``: an answer is sent once and then shown on the item
+(the chosen button pressed, the others disabled), an item answered elsewhere shows that answer, and
+an action Herald cannot take (404, stubbed with page.route) leaves the buttons usable.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
-
-import pytest
 
 from tests.web.conftest import BrowserPage, LiveHerald, require_playwright, wait_until
 
@@ -81,11 +76,6 @@ def test_actions_post_to_the_action_url_and_a_missing_endpoint_is_handled(live: 
     bp.page.wait_for_url(landing)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="POST /v1/me/inbox/{item_id}/actions/{action_id} is not built yet (the actions issue): "
-    "the server answers 404; remove this mark when the endpoint exists",
-)
 def test_confirm_and_decline_with_reason_reach_the_server(live: LiveHerald, browser_page: Any) -> None:
     item_id, _ = meeting(live)
     live.notify("meeting.invite", "alice", {"topic": "复盘", "when": "周二 15:00", "url": live.url})
@@ -102,3 +92,51 @@ def test_confirm_and_decline_with_reason_reach_the_server(live: LiveHerald, brow
     outcomes = [(e["action"]["id"], e["reason"], e["ok"]) for e in bp.events("herald:action")]
     assert outcomes == [("confirm", None, True), ("decline", "时间冲突", True)]
     expect(row.locator(".msg")).to_have_text("已提交")
+    expect(other.locator(".msg")).to_have_text("已提交：时间冲突")
+    bp.shot("answered")
+    # answered: the choice stays pressed, no second answer; the link action still opens
+    expect(row.locator('[data-action="confirm"]')).to_have_attribute("aria-pressed", "true")
+    expect(row.locator('[data-action="decline"]')).to_have_attribute("aria-pressed", "false")
+    expect(row.locator('[data-action="confirm"]')).to_be_disabled()
+    expect(row.locator('[data-action="decline"]')).to_be_disabled()
+    expect(row.get_by_text("详情")).to_be_enabled()
+    answers = {i["id"]: (i["response"]["action"], i["response"]["reason"], i["read"]) for i in live.inbox("alice")}
+    assert answers == {item_id: ("confirm", None, True), second: ("decline", "时间冲突", True)}
+
+
+def test_an_item_answered_elsewhere_shows_that_answer_and_a_required_reason_is_asked_for(
+    live: LiveHerald, browser_page: Any
+) -> None:
+    live.put_type("leave.request", {"title": "请假申请"})
+    actions = [
+        {"id": "approve", "label": {"zh-CN": "批准", "en": "Approve"}},
+        {"id": "reject", "label": {"zh-CN": "驳回", "en": "Reject"}, "requires_reason": True},
+    ]
+    live.notify("leave.request", "boss", actions=actions)
+    live.notify("leave.request", "boss", actions=actions)
+    first, second = (i["id"] for i in live.inbox("boss"))
+    bp = browser_page(live.widget_page(user="boss", attrs='realtime="off"'))  # no stream tells it first
+    bp.part("bell").click()
+    row = bp.page.locator(f'herald-inbox [part=item][data-id="{first}"]')
+    assert row.locator("[part=action]").all_text_contents() == ["批准", "驳回"]
+    # another device answers first: this tab's click is refused (409) and shows the recorded answer
+    r = live.client.post(f"/v1/me/inbox/{first}/actions/reject", json={"reason": "人手不足"}, headers=live.me("boss"))
+    assert r.status_code == 201, r.text
+    row.get_by_text("批准").click()
+    wait_until(lambda: bp.events("herald:action"))
+    assert [(e["ok"], e["status"]) for e in bp.events("herald:action")] == [(False, 409)]
+    expect(row.locator(".msg")).to_have_text("已提交：人手不足")
+    expect(row.locator('[data-action="reject"]')).to_have_attribute("aria-pressed", "true")
+    # a reason the action requires: an empty one is not sent
+    other = bp.page.locator(f'herald-inbox [part=item][data-id="{second}"]')
+    other.get_by_text("驳回").click()
+    other.locator("[data-submit]").click()
+    expect(other.locator("textarea")).to_be_focused()
+    other.locator("textarea").fill("  ")
+    other.locator("[data-submit]").click()
+    other.locator("textarea").fill("预算不足")
+    other.locator("[data-submit]").click()
+    wait_until(lambda: len(bp.events("herald:action")) >= 2)
+    expect(other.locator(".msg")).to_have_text("已提交：预算不足")
+    sent = [(e["action"]["id"], e["reason"], e["status"]) for e in bp.events("herald:action")[1:]]
+    assert sent == [("reject", "预算不足", 200)]  # the empty ones never left the page

@@ -16,19 +16,22 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from herald.api.auth import HeraldDep, ReadKey, SendKey
 from herald.api.idempotency import Store, idempotent, open_response, seal_response
 from herald.api.limits import refuse_nul_in_url
-from herald.api.openapi import AcceptedOut, BatchOut, CancelledOut, NotificationOut, documented
+from herald.api.openapi import AcceptedOut, BatchOut, CancelledOut, KeyCancelledOut, NotificationOut, documented
 from herald.api.params import audience_of
 from herald.api.problems import _field
-from herald.api.schemas import Strict, TriggerIn
+from herald.api.schemas import CancelByKeyIn, Strict, TriggerIn
 from herald.api.views import delivery_view, inapp_delivery_view
 from herald.core.errors import Invalid, NotFound
 from herald.core.inputs import BadInput, check_json, printable
+from herald.engine import actions as action_engine
+from herald.engine import digests as digest_engine
 from herald.engine import notifications as notification_engine
 from herald.engine import trigger as trigger_engine
 from herald.engine.service import Herald
 from herald.store import deliveries as delivery_store
 from herald.store import inbox as inbox_store
 from herald.store import notifications as notification_store
+from herald.store.cancellation import KeyCancelled
 from herald.store.idempotency_batch import DoneKey, KeyRow, find_keys, record_keys
 from herald.store.types import utcnow
 
@@ -53,6 +56,8 @@ def _request_of(body: TriggerIn) -> trigger_engine.TriggerRequest:
         expires_at=body.expires_at,
         channels=body.channels,
         accounts=body.accounts,
+        actions=[a.model_dump(exclude_none=True) for a in body.actions] if body.actions is not None else None,
+        cancellation_key=body.cancellation_key,
     )
 
 
@@ -344,6 +349,8 @@ async def get_notification(notification_id: str, herald: HeraldDep, _: ReadKey) 
         items = await inbox_store.items_of_notification(conn, notification_id, DELIVERY_LIST_CAP + 1)
         inapp_total = await inbox_store.count_items_of_notification(conn, notification_id) if items else 0
         counts = await delivery_store.status_counts(conn, notification_id)
+        answers = await action_engine.notification_answers(conn, n)
+        digest = await digest_engine.digest_summary(conn, n)
     deliveries = [inapp_delivery_view(i) for i in items[:DELIVERY_LIST_CAP]] + [
         delivery_view(d, attempts.get(d["id"], [])) for d in rows[:DELIVERY_LIST_CAP]
     ]
@@ -357,12 +364,34 @@ async def get_notification(notification_id: str, herald: HeraldDep, _: ReadKey) 
         "created_at": n["created_at"].isoformat(),
         "send_at": n["send_at"].isoformat() if n["send_at"] else None,
         "expires_at": n["expires_at"].isoformat() if n["expires_at"] else None,
+        "cancellation_key": n["cancellation_key"],
+        "schedule": {"id": n["schedule_id"], "occurrence_at": n["occurrence_at"].isoformat()}
+        if n["schedule_id"] and n["occurrence_at"]
+        else None,
         "recipients": n["recipients"],
         "channels": n["channels"],
         "delivery_counts": counts,
         "deliveries": deliveries,
         "deliveries_truncated": len(rows) > DELIVERY_LIST_CAP or len(items) > DELIVERY_LIST_CAP,
+        "digest": digest,
+        **answers,
     }
+
+
+@router.post("/notifications/cancel", **documented(KeyCancelledOut, idempotent=True))
+async def cancel_by_key(body: CancelByKeyIn, herald: HeraldDep, key: SendKey, request: Request) -> Response:
+    """Cancel what is unsent of every notification triggered with this ``cancellation_key``: 200
+    with the count, 0 included (the key matched nothing, or all of it was sent or cancelled already)."""
+
+    async def handler(store: Store | None) -> tuple[int, Any]:
+        async def on_done(conn: AsyncConnection, result: KeyCancelled) -> None:
+            if store is not None:
+                await store(conn, 200, result.as_json())
+
+        result = await notification_engine.cancel_by_key(herald.db, body.cancellation_key, on_done=on_done)
+        return 200, result.as_json()
+
+    return await idempotent(request, herald, key.id, handler)
 
 
 @router.delete("/notifications/{notification_id}", **documented(CancelledOut))

@@ -111,6 +111,7 @@ class TokenOut(_Out):
 class NotificationTypeOut(_Out):
     key: str
     name: str
+    names: dict[str, str] = Field(default_factory=dict, description="`{locale: name}`")
     category: str
     priority: str
     channels: list[str]

@@ -9,6 +9,7 @@ from zoneinfo import available_timezones
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from herald.core.actions import ACTION_ID_PATTERN, MAX_ACTIONS, MAX_LABEL, MAX_LABEL_LOCALES, MAX_REASON
 from herald.core.enums import AnnouncementKind, Category, ContentType, Priority
 from herald.core.inputs import check_instant
 from herald.core.links import checked_link
@@ -126,6 +127,10 @@ class DigestIn(Strict):
 
 class NotificationTypeIn(Strict):
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    names: dict[Locale, Annotated[str, StringConstraints(min_length=1, max_length=200)]] | None = Field(
+        default=None, max_length=50
+    )
+    """``{locale: name}``: the type's name per locale, for settings pages (``name`` otherwise)."""
     category: Category = Category.REMINDER
     priority: Priority = Priority.NORMAL
     channels: list[Annotated[str, StringConstraints(min_length=1, max_length=40)]] = Field(
@@ -173,6 +178,25 @@ class AudienceIn(Strict):
         raise ValueError("audience needs all: true or a non-empty tags list")
 
 
+ActionLabelText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LABEL)]
+
+
+class ActionIn(Strict):
+    """A button on the recipient's inbox item: with an ``id``, an answer the user gives (``POST
+    /v1/me/inbox/{item_id}/actions/{id}``); without one, a link that opens ``url``."""
+
+    id: Annotated[str, StringConstraints(pattern=ACTION_ID_PATTERN)] | None = None
+    label: ActionLabelText | Annotated[dict[Locale, ActionLabelText], Field(min_length=1, max_length=MAX_LABEL_LOCALES)]
+    """Text, or text per locale (``{"zh-CN": "确认", "en": "Confirm"}``): each item shows its recipient's."""
+    requires_reason: bool = False
+    url: Annotated[str, StringConstraints(max_length=2000), AfterValidator(checked_link)] | None = None
+    style: Literal["default", "primary", "danger"] | None = None
+
+
+class ActionAnswerIn(Strict):
+    reason: Annotated[str, StringConstraints(max_length=MAX_REASON)] | None = None
+
+
 class TriggerIn(Strict):
     type: Key
     to: list[Annotated[str, StringConstraints(min_length=1, max_length=200)] | InlineRecipient] | None = None
@@ -184,6 +208,25 @@ class TriggerIn(Strict):
     expires_at: Instant | None = None
     channels: list[Annotated[str, StringConstraints(min_length=1, max_length=40)]] | None = None
     accounts: AccountChoice | None = None
+    actions: list[ActionIn] | None = Field(default=None, max_length=MAX_ACTIONS)
+    """Replace the in-app template's ``actions`` on every recipient's item (``[]``: none)."""
+    cancellation_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    """``POST /v1/notifications/cancel`` with this key cancels what is unsent of every notification carrying it."""
+
+
+class CancelByKeyIn(Strict):
+    cancellation_key: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class ScheduleIn(Strict):
+    """A recurring send (api/schedules.py): the cron expression, checked with the trigger when created."""
+
+    cron: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    timezone: Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_check_timezone)]
+    trigger: TriggerIn
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    catch_up_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    """After downtime the latest missed occurrence is sent if at most this old (core/schedules.py)."""
 
 
 class AnnouncementIn(Strict):

@@ -30,6 +30,7 @@ def type_view(t: dict[str, Any]) -> dict[str, Any]:
     return {
         "key": t["key"],
         "name": t["name"],
+        "names": t.get("names") or {},
         "category": t["category"],
         "priority": t["priority"],
         "channels": t["channels"],
@@ -58,9 +59,12 @@ def inbox_item_view(i: dict[str, Any]) -> dict[str, Any]:
         "body": i["body"],
         "data": i["data"] or {},
         "actor": i["actor"],
+        "count": i.get("count") or 1,
+        "actors": _actors(i),
         "target": i["target"],
         "action_url": i["action_url"],
         "actions": i["actions"] or [],
+        "response": response_view(i.get("response")),
         "read": i["read_at"] is not None,
         "read_at": _t(i["read_at"]),
         "seen_at": _t(i["seen_at"]),
@@ -72,6 +76,22 @@ def inbox_item_view(i: dict[str, Any]) -> dict[str, Any]:
         if extra in i:
             out[extra] = i[extra]
     return out
+
+
+def _actors(i: dict[str, Any]) -> Any:
+    """Who caused the events an item stands for, newest first: kept by a merging item (engine/merge.py),
+    else its one actor (announcements have none)."""
+    stored = i.get("actors")
+    if stored is not None:
+        return stored
+    return [i["actor"]] if i.get("actor") else []
+
+
+def response_view(r: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The user's own answer to an item's actions, as the item shows it (None: not answered)."""
+    if r is None:
+        return None
+    return {"action": r["action"], "reason": r["reason"], "at": _t(r["at"])}
 
 
 def announcement_view(a: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Outbound events to the business system: message.sent / delivered / failed / read.
+"""Outbound events to the business system: message.sent / delivered / failed / read / action.
 
 An event is queued as a job in the same transaction as the state change it reports, so it is
 neither lost nor sent for a change that rolled back; the job POSTs it signed per Standard
@@ -27,7 +27,7 @@ from herald.store.types import utcnow
 
 EVENT_CHANNEL = "webhook"
 """The registry's channel that posts events: anything with ``post_signed`` (Standard Webhooks)."""
-EVENT_TYPES = ("message.sent", "message.delivered", "message.failed", "message.read")
+EVENT_TYPES = ("message.sent", "message.delivered", "message.failed", "message.read", "message.action")
 JOB_KIND = "event"
 _CACHE_SECONDS = 2.0
 

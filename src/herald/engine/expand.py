@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from herald.core.actions import localized_actions
 from herald.core.enums import Priority
 from herald.core.ids import new_ids
 from herald.core.links import safe_links
 from herald.core.locales import pick_locale
 from herald.core.templates import has_recipient_fields, render_for_recipient
+from herald.engine.preferences import skipped_inapp_rows
 from herald.store import deliveries as delivery_store
 from herald.store import inbox as inbox_store
 from herald.store import users as user_store
 from herald.store.notifications import InboxWrite
 
 INAPP = "inapp"
+MERGE = "$merge"
+"""In ``rendered``: the notification's items merge (engine/merge.py, which imports this module)."""
 log = logging.getLogger(__name__)
 
 
@@ -41,16 +45,26 @@ async def expand_chunk(
     now: datetime,
     default_locale: str,
     expires_at: datetime | None,
+    inapp_off: Collection[str] = (),
 ) -> int:
-    """Write the inbox items and delivery rows of ``recipients`` (dicts with ``id`` and ``locale``)."""
+    """Write the inbox items and delivery rows of ``recipients`` (dicts with ``id`` and ``locale``);
+    those in ``inapp_off`` turned the inbox off for the type: no item, a skipped ``inapp`` delivery."""
     rendered: dict[str, dict[str, dict[str, Any]]] = notification["rendered"]
     if not recipients:
         return 0
-    if INAPP in notification["channels"]:
-        await _write_inbox_items(
-            conn, notification, recipients, rendered.get(INAPP, {}), now, default_locale, expires_at
+    inbox = [r for r in recipients if r["id"] not in inapp_off] if inapp_off else recipients
+    if INAPP in notification["channels"] and MERGE in rendered:
+        from herald.engine import merge  # imported here: it builds on this module
+
+        await merge.write_items(
+            conn, notification, inbox, now=now, default_locale=default_locale, expires_at=expires_at
         )
+    elif INAPP in notification["channels"] and inbox:
+        await _write_inbox_items(conn, notification, inbox, rendered.get(INAPP, {}), now, default_locale, expires_at)
     rows = delivery_rows(notification, recipients, now=now, expires_at=expires_at)
+    if inapp_off:
+        skipped = [r["id"] for r in recipients if r["id"] in inapp_off]
+        rows += skipped_inapp_rows(notification, skipped, now=now, expires_at=expires_at)
     if rows:
         await delivery_store.insert_deliveries(conn, rows)
     return len(recipients)
@@ -144,14 +158,17 @@ def _shared_columns(notification: dict[str, Any], now: datetime, expires_at: dat
     }
 
 
-def _inbox_variant(notification: dict[str, Any], content: Mapping[str, Any]) -> dict[str, Any]:
+def _inbox_variant(
+    notification: dict[str, Any], content: Mapping[str, Any], locale: str | None, default_locale: str
+) -> dict[str, Any]:
+    """One item's content; ``locale``: its recipient's, for labels given per locale (core/actions.py)."""
     content = safe_links(content)  # a link rendered per recipient that runs script is dropped
     return {
         "title": content.get("title") or notification["type_key"],
         "summary": content.get("summary"),
         "body": content.get("body"),
         "action_url": content.get("action_url"),
-        "actions": content.get("actions") or [],
+        "actions": localized_actions(content.get("actions") or [], locale, default_locale),
     }
 
 
@@ -171,7 +188,7 @@ def _shared_variants(
         if index is None:
             chosen = pick_locale(templates.keys(), locale, default_locale)
             index = variant_for_locale[locale] = len(variants)
-            variants.append(_inbox_variant(notification, templates[chosen] if chosen else {}))
+            variants.append(_inbox_variant(notification, templates[chosen] if chosen else {}, locale, default_locale))
         variant_of.append(index)
     return variants, variant_of
 
@@ -191,7 +208,7 @@ def _personal_variants(
         chosen = pick_locale(templates.keys(), profile.get("locale"), default_locale)
         content, errors = render_for_recipient(templates[chosen] if chosen else {}, notification["data"], profile)
         failed += bool(errors)
-        variants.append(_inbox_variant(notification, content))
+        variants.append(_inbox_variant(notification, content, profile.get("locale"), default_locale))
     if failed:
         log.warning("notification %s: %d in-app items rendered with empty fields", notification["id"], failed)
     return variants, list(range(len(variants)))

@@ -8,7 +8,9 @@ one ``write_prepared`` for all of them. Either way there are three steps:
    the notification row;
 2. write, in the caller's transaction: inline profiles, the notification rows with their inbox
    items and any new bare recipients (one statement on PostgreSQL), delivery rows for the other
-   channels, fan-out jobs for audiences and scheduled sends;
+   channels, fan-out jobs for audiences and scheduled sends; recipients who turned the inbox off
+   for the type get a skipped ``inapp`` delivery instead of an item (one more indexed read, made
+   only while someone did: engine/preferences.py);
 3. after the commit: metrics, the realtime word that items were written, the worker woken.
 """
 
@@ -23,6 +25,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from herald.core.actions import labels_need_locale, trigger_action_problems, with_trigger_actions
 from herald.core.enums import NotificationStatus, Priority
 from herald.core.errors import Invalid, TemplateError
 from herald.core.ids import new_ids
@@ -31,7 +34,10 @@ from herald.core.templates import RECIPIENT_FIELDS, MissingVariables, TemplateLi
 from herald.engine import live, metrics
 from herald.engine.accounts import check_account_choice
 from herald.engine.catalog_cache import CatalogEntry
-from herald.engine.expand import INAPP, collect_inbox_items, delivery_expiry, delivery_rows, needs_profiles
+from herald.engine.expand import INAPP, MERGE, collect_inbox_items, delivery_expiry, delivery_rows, needs_profiles
+from herald.engine.merge import MergingData, merges, prepare_merge, template_context
+from herald.engine.merge import write_items as write_merging_items
+from herald.engine.preferences import InappAsk, inapp_check_needed, opted_out, skipped_inapp_rows
 from herald.engine.service import Herald
 from herald.store import deliveries as delivery_store
 from herald.store import jobs as job_store
@@ -57,6 +63,10 @@ class TriggerRequest:
     channels: list[str] | None = None
     accounts: dict[str, list[str]] | None = None
     """``{channel: [account name, ...]}``: send through these accounts (else the type's, else the default)."""
+    actions: list[dict[str, Any]] | None = None
+    """Buttons on each inbox item (core/actions.py); they replace the in-app template's ``actions``."""
+    cancellation_key: str | None = None
+    """Stored on the notification: ``POST /v1/notifications/cancel`` with it cancels what is unsent."""
 
 
 @dataclass(frozen=True)
@@ -135,7 +145,8 @@ def render_all(
         for locale, fields in templates.get(channel, {}).items():
             where = f"template {channel}/{locale}"
             try:
-                rendered.setdefault(channel, {})[locale] = prepared = prepare_fields(fields, data)
+                context = template_context(data, locale)
+                rendered.setdefault(channel, {})[locale] = prepared = prepare_fields(fields, context)
                 if channel == INAPP:
                     bad_links = rendered_link_problems(prepared)
                     errors += [(f"templates.{channel}.{path}", f"{problem} ({where})") for path, problem in bad_links]
@@ -185,7 +196,8 @@ def render_quick(
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
-                rendered.setdefault(channel, {})[locale] = prepared = prepare_fields(fields, data, seconds=left)
+                context = template_context(data, locale)
+                rendered.setdefault(channel, {})[locale] = prepared = prepare_fields(fields, context, seconds=left)
                 if channel == INAPP and rendered_link_problems(prepared):
                     return None  # render_all names them
     except TemplateError:
@@ -223,6 +235,11 @@ class Prepared:
     localized: bool
     """Its in-app content depends on the recipient's locale (the type has several)."""
     accepted: Accepted
+    inapp_check: bool = False
+    """Someone turned the inbox off for its type: ``write_prepared`` asks which recipients did
+    (engine/preferences.py); False costs nothing."""
+    inapp_off: frozenset[str] = frozenset()
+    """Its recipients who turned the inbox off for its type: no item, a skipped ``inapp`` delivery."""
 
 
 @dataclass
@@ -232,6 +249,12 @@ class _Checked:
     recipient_ids: list[str]
     profiles: dict[str, dict[str, Any]]
     accounts: dict[str, list[str]] | None = field(default=None)
+    merge: dict[str, Any] | None = None
+    """Its items merge (engine/merge.py): the rendered key, the window and the templates to re-render."""
+
+    def render_data(self, req: TriggerRequest) -> dict[str, Any]:
+        """What its templates render with: a merging type's have ``count`` and ``actors`` too."""
+        return req.data if self.merge is None else MergingData(req.data, req.actor)
 
 
 def _requested(req: TriggerRequest, entry: CatalogEntry) -> list[str]:
@@ -246,6 +269,7 @@ def _check(herald: Herald, req: TriggerRequest, entry: CatalogEntry) -> _Checked
     """The checks after the type's and the accounts': channels and their templates, times, recipients."""
     channels = list(dict.fromkeys(_requested(req, entry)))
     errors = missing_templates(herald, req.type, channels, entry.templates)
+    errors += trigger_action_problems(req.actions, channels)
     if not channels:
         errors.append(("channels", "the notification would go nowhere: no channels"))
     if errors:
@@ -254,7 +278,8 @@ def _check(herald: Herald, req: TriggerRequest, entry: CatalogEntry) -> _Checked
         raise Invalid([("expires_at", "must be after send_at")])
     recipient_ids, profiles = _recipients(req)
     routed = [k for c in channels for k in herald.channels[c].routes_over]
-    return _Checked(channels, list(dict.fromkeys(channels + routed)), recipient_ids, profiles)
+    merge = prepare_merge(entry.type.get("merge"), entry.templates, channels, req.data)
+    return _Checked(channels, list(dict.fromkeys(channels + routed)), recipient_ids, profiles, merge=merge)
 
 
 def _build(
@@ -268,6 +293,10 @@ def _build(
     now: datetime,
 ) -> Prepared:
     ntype = entry.type
+    if req.actions is not None and INAPP in rendered:
+        rendered = {**rendered, INAPP: with_trigger_actions(rendered[INAPP], req.actions)}
+    if checked.merge is not None:  # stored with it: a fan-out chunk merges with the same key later
+        rendered = {**rendered, MERGE: checked.merge}
     scheduled = req.send_at is not None and req.send_at > now
     inline = (
         req.audience is None and not scheduled and len(checked.recipient_ids) <= herald.settings.inline_fanout_limit
@@ -298,6 +327,9 @@ def _build(
         "expires_at": req.expires_at,
         "created_at": now,
         "updated_at": now,
+        "cancellation_key": req.cancellation_key,
+        "schedule_id": None,  # set for a schedule's occurrence (engine/schedules.py)
+        "occurrence_at": None,
     }
     return Prepared(
         notification=notification,
@@ -307,7 +339,7 @@ def _build(
         scheduled=scheduled,
         rank=priority.rank,
         expires_at=delivery_expiry(notification, ntype["ttl_seconds"]),
-        localized=entry.inapp_needs_locale,
+        localized=entry.inapp_needs_locale or labels_need_locale(req.actions),
         accepted=Accepted(notification_id, "accepted", count),
     )
 
@@ -325,8 +357,10 @@ async def prepare(herald: Herald, req: TriggerRequest, *, now: datetime) -> Prep
             )
     checked = _check(herald, req, entry)
     checked.accounts = accounts
-    rendered = await render_nonblocking(entry.templates, checked.render_channels, req.data)
-    return _build(herald, req, entry, checked, rendered, notification_id=new_ids("ntf", 1)[0], now=now)
+    rendered = await render_nonblocking(entry.templates, checked.render_channels, checked.render_data(req))
+    prepared = _build(herald, req, entry, checked, rendered, notification_id=new_ids("ntf", 1)[0], now=now)
+    prepared.inapp_check = prepared.inline and await inapp_check_needed(herald, entry.type, prepared.notification)
+    return prepared
 
 
 async def prepare_many(herald: Herald, reqs: Sequence[TriggerRequest], *, now: datetime) -> list[Prepared | Invalid]:
@@ -368,7 +402,9 @@ async def prepare_many(herald: Herald, reqs: Sequence[TriggerRequest], *, now: d
             continue
         one.accounts = accounts.get(i)
         checked.append((i, entry, one))
-    rendered = await _render_many([(entry.templates, one.render_channels, reqs[i].data) for i, entry, one in checked])
+    rendered = await _render_many(
+        [(entry.templates, one.render_channels, one.render_data(reqs[i])) for i, entry, one in checked]
+    )
     ids = sorted(new_ids("ntf", len(checked)))
     for (i, entry, one), result, notification_id in zip(checked, rendered, ids, strict=True):
         results[i] = (
@@ -376,6 +412,8 @@ async def prepare_many(herald: Herald, reqs: Sequence[TriggerRequest], *, now: d
             if isinstance(result, Invalid)
             else _build(herald, reqs[i], entry, one, result, notification_id=notification_id, now=now)
         )
+        if isinstance(built := results[i], Prepared) and built.inline:
+            built.inapp_check = await inapp_check_needed(herald, entry.type, built.notification)
     return [r for r in results if r is not None]
 
 
@@ -452,27 +490,54 @@ async def write_prepared(herald: Herald, conn: AsyncConnection, prepared: Sequen
     if len(with_items) > 1:
         item_ids.sort()  # ascending in the batch's order (one millisecond, random tails)
     taken = 0
+    merging: list[tuple[Prepared, list[dict[str, Any]]]] = []
+    await _find_inapp_opt_outs(conn, inline)
     for p in inline:
         recipients = [{"id": uid, "locale": locales.get(uid)} for uid in p.recipient_ids]
-        if INAPP in p.notification["channels"]:
+        inbox = [r for r in recipients if r["id"] not in p.inapp_off] if p.inapp_off else recipients
+        if INAPP in p.notification["channels"] and merges(p.notification):
+            merging.append((p, inbox))  # written after the plain items: insert or merge
+        elif INAPP in p.notification["channels"]:
             await collect_inbox_items(
                 items,
                 p.notification,
-                recipients,
-                item_ids[taken : taken + len(recipients)],
+                inbox,
+                item_ids[taken : taken + len(inbox)],
                 now=now,
                 default_locale=herald.settings.default_locale,
                 expires_at=p.expires_at,
                 profiles=rows,
             )
-            taken += len(recipients)
+            taken += len(inbox)
         deliveries.extend(delivery_rows(p.notification, recipients, now=now, expires_at=p.expires_at))
+        deliveries.extend(skipped_inapp_rows(p.notification, p.inapp_off, now=now, expires_at=p.expires_at))
     await notification_store.insert_accepted(conn, [p.notification for p in prepared], items, ensure_users=ensure)
+    for p, recipients in merging:
+        await write_merging_items(
+            conn,
+            p.notification,
+            recipients,
+            now=now,
+            default_locale=herald.settings.default_locale,
+            expires_at=p.expires_at,
+            profiles=rows if needs_profiles(p.notification) else None,
+        )
     if deliveries:
         await delivery_store.insert_deliveries(conn, deliveries)
     for p in prepared:
         if not p.inline:
             await _enqueue_fanout(conn, p, now)
+
+
+async def _find_inapp_opt_outs(conn: AsyncConnection, inline: Sequence[Prepared]) -> None:
+    """Set ``inapp_off`` of those that need it (``inapp_check``): one indexed read for all of them,
+    none when nobody turned the inbox off for their types (the usual case)."""
+    asking = [p for p in inline if p.inapp_check]
+    if not asking:
+        return
+    asks = [InappAsk(p.notification["type_key"], p.notification["category"], p.recipient_ids) for p in asking]
+    for p, off in zip(asking, await opted_out(conn, asks), strict=True):
+        p.inapp_off = frozenset(off)
 
 
 async def _enqueue_fanout(conn: AsyncConnection, p: Prepared, now: datetime) -> None:
@@ -496,8 +561,9 @@ def after_commit(herald: Herald, prepared: Sequence[Prepared]) -> None:
         n = p.notification
         by_type[n["type_key"]] = by_type.get(n["type_key"], 0) + 1
         if p.inline and INAPP in n["channels"]:
-            metrics.inbox_items_written.inc(len(p.recipient_ids))
-            live.items_written(herald, n["id"], n["created_at"], p.recipient_ids)
+            receivers = [u for u in p.recipient_ids if u not in p.inapp_off] if p.inapp_off else p.recipient_ids
+            metrics.inbox_items_written.inc(len(receivers))
+            live.items_written(herald, n["id"], n["created_at"], receivers)
     for type_key, count in by_type.items():
         metrics.notifications_accepted.labels(type_key).inc(count)
     if prepared:
@@ -516,6 +582,8 @@ def one_statement(herald: Herald, p: Prepared) -> bool:
         and not p.localized
         and n["channels"] == [INAPP]
         and not needs_profiles(n)
+        and MERGE not in n["rendered"]  # its items merge: a statement of their own, then a render
+        and not p.inapp_check  # who turned the inbox off is read first
     )
 
 

@@ -458,6 +458,7 @@ digest_events = Table(
     # when the event happened (its notification's creation): the digest lists events in this order
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_digest_events_digest_id", "digest_id", "position"),
+    Index("ix_digest_events_notification_id", "notification_id"),
 )
 
 # A digest's own notification names its digest: its delivery skips the digest stage.

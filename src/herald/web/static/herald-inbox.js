@@ -21,8 +21,9 @@
       loading: 'Loading…', error: "Couldn't load your notifications.", retry: 'Retry',
       offline: 'You are offline. Updates resume when you reconnect.',
       expired: 'Your session has expired. Reload the page to sign in again.', unread: 'Unread. ',
-      reason: 'Reason', submit: 'Submit', cancel: 'Cancel', done: 'Done',
-      unavailable: 'This action is not available yet.', failed: 'Something went wrong. Try again.',
+      reason: 'Reason', submit: 'Submit', cancel: 'Cancel', done: 'Done', doneWhy: 'Done: {r}',
+      unavailable: 'This action is not available.', failed: 'Something went wrong. Try again.',
+      taken: 'Already answered.',
       now: 'just now', fresh: 'New notification: {t}', dismiss: 'Dismiss', banner: 'Announcement',
     },
     zh: {
@@ -32,13 +33,16 @@
       loading: '加载中…', error: '消息加载失败。', retry: '重试',
       offline: '网络已断开，恢复后将自动更新。',
       expired: '登录已过期，请刷新页面重新登录。', unread: '未读。',
-      reason: '原因', submit: '提交', cancel: '取消', done: '已提交',
+      reason: '原因', submit: '提交', cancel: '取消', done: '已提交', doneWhy: '已提交：{r}',
       unavailable: '该操作暂不可用。', failed: '操作失败，请重试。',
+      taken: '已回复过。',
       now: '刚刚', fresh: '新消息：{t}', dismiss: '关闭', banner: '公告',
     },
   };
 
   const fmt = (text, vars) => text.replace(/\{(\w)\}/g, (_, k) => String(vars[k]));
+  /** The user's own answer to an item's actions ({action, reason, at}), or null. */
+  const answerOf = (item) => (item.response && typeof item.response === 'object' ? item.response : null);
   const enc = encodeURIComponent;
 
   /** An element with attributes and children; string children become text nodes (Node.append). */
@@ -412,6 +416,8 @@ ul{list-style:none;margin:0;padding:0}
 .acts{flex-basis:100%;display:flex;flex-wrap:wrap;gap:6px;padding:0 12px 10px 28px}
 [part=action]{border:1px solid var(--_b);background:var(--herald-bg,#fff)}
 [part=action][data-style=danger]{color:var(--herald-danger,#dc2626)}
+[part=action]:disabled{opacity:.5;cursor:default}
+[part=action][aria-pressed=true]{opacity:1;border-color:currentColor;font-weight:600}
 .why{flex-basis:100%;display:flex;flex-wrap:wrap;gap:6px}
 .why textarea{flex-basis:100%;box-sizing:border-box;font:inherit;padding:6px;border:1px solid var(--_b);border-radius:6px}
 .msg:not(:empty){flex-basis:100%;font-size:.85em;color:var(--_m)}
@@ -834,7 +840,7 @@ a.main:hover .title{text-decoration:underline}
     }
     row(item) {
       const key = JSON.stringify([item.title, item.summary, item.body, item.actor, item.action_url, item.actions,
-        item.content_type, item.media_url]);
+        item.content_type, item.media_url, item.response]);
       let c = this.cache.get(item.id);
       if (!c || c.key !== key) {
         c = this.buildRow(item);
@@ -867,13 +873,18 @@ a.main:hover .title{text-decoration:underline}
       const box = actions.length ? h('div', { class: 'acts' }) : null;
       if (box) {
         const msg = h('span', { class: 'msg', role: 'status' });
+        const answer = answerOf(item); // answered: the choice stays shown, no second answer
         for (const a of actions) {
+          const answerable = typeof a.id === 'string';
           box.append(h('button', {
-            part: 'action', type: 'button', 'data-action': typeof a.id === 'string' ? a.id : null,
+            part: 'action', type: 'button', 'data-action': answerable ? a.id : null,
             'data-style': typeof a.style === 'string' ? a.style : null,
+            disabled: !!(answer && answerable),
+            'aria-pressed': answer && answerable ? String(answer.action === a.id) : null,
             onclick: () => this.act(item.id, a, box, msg),
           }, String(a.label || a.title || a.id || '')));
         }
+        if (answer) msg.textContent = answer.reason ? fmt(s.doneWhy, { r: answer.reason }) : s.done;
         box.append(msg);
       }
       const archive = h('button', {
@@ -974,7 +985,7 @@ a.main:hover .title{text-decoration:underline}
         onsubmit: (e) => {
           e.preventDefault();
           const reason = area.value.trim();
-          if (!reason && (a.reason === 'required' || a.required)) return area.focus();
+          if (!reason && (a.requires_reason === true || a.reason === 'required' || a.required)) return area.focus();
           this.send(item, a, reason, box, msg).then((ok) => ok && form.remove());
         },
       }, area,
@@ -994,16 +1005,33 @@ a.main:hover .title{text-decoration:underline}
         ok = true;
         status = 200;
         msg.textContent = this.s.done;
-        if (out && out.id === item.id && out.category) this.replace(out);
-        else if (!item.read) this.markRead(item);
+        const next = out && typeof out === 'object' && out.item ? out.item : out; // the item, answered
+        if (next && next.id === item.id && next.category) {
+          if (!item.read && next.read) this.bump(item.category, -1); // answering read it
+          this.replace(next);
+          this.settled();
+        } else if (!item.read) this.markRead(item);
       } catch (e) {
         status = e.status;
-        msg.textContent = e.status === 404 ? this.s.unavailable : this.s.failed;
-        buttons.forEach((b) => (b.disabled = false));
+        if (e.status === 409) { // answered already (another tab, another device): show that answer
+          msg.textContent = this.s.taken;
+          this.refresh(item.id);
+        } else {
+          msg.textContent = e.status === 404 ? this.s.unavailable : this.s.failed;
+          buttons.forEach((b) => (b.disabled = false));
+        }
         this.failed(e);
       }
       this.fire('herald:action', { item, action: a, reason: reason === undefined ? null : reason, ok, status });
       return ok;
+    }
+    async refresh(id) {
+      try {
+        const out = await this.client.req('GET', `/v1/me/inbox/${enc(id)}`);
+        if (out && out.id === id && out.category) this.replace(out);
+      } catch (e) {
+        this.failed(e);
+      }
     }
   }
 

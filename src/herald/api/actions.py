@@ -1,0 +1,28 @@
+"""Answering an inbox item's action (user token): ``POST /v1/me/inbox/{item_id}/actions/{action_id}``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path
+
+from herald.api.auth import CurrentUser, HeraldDep
+from herald.api.limits import refuse_nul_in_url
+from herald.api.openapi import ActionAnswerOut, documented
+from herald.api.schemas import ActionAnswerIn
+from herald.api.views import inbox_item_view
+from herald.engine import actions
+
+router = APIRouter(prefix="/v1/me", tags=["me"], dependencies=[Depends(refuse_nul_in_url)])
+ItemId = Annotated[str, Path(min_length=1, max_length=40)]
+ActionId = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+@router.post("/inbox/{item_id}/actions/{action_id}", status_code=201, **documented(ActionAnswerOut, 201, errors=(409,)))
+async def answer_action(
+    item_id: ItemId, action_id: ActionId, user_id: CurrentUser, herald: HeraldDep, body: ActionAnswerIn | None = None
+) -> dict[str, Any]:
+    """Answer the item's action ``action_id`` (``confirm``, ``decline``, …), with a ``reason`` when it
+    requires one. One answer per item: a second one is 409. The item is marked read."""
+    answered = await actions.answer_item(herald, user_id, item_id, action_id, body.reason if body else None)
+    return actions.answer_json(answered, inbox_item_view(answered.item))
