@@ -22,9 +22,11 @@ from herald.api.params import ChannelName, Cursor, Limit, TypeKey
 from herald.api.schemas import Locale, NotificationTypeIn, PreviewIn, TemplateIn, nul_path
 from herald.api.views import type_view
 from herald.core.cursor import decode_key_cursor, encode_key_cursor
+from herald.core.digests import template_digest_problems
 from herald.core.errors import Invalid, NotFound, TemplateError
 from herald.core.links import template_link_problems
 from herald.core.locales import pick_locale
+from herald.core.merge import key_problem as merge_key_problem
 from herald.core.rules import TypeRules, rule_problems
 from herald.core.templates import (
     COMMON_FIELDS,
@@ -33,6 +35,7 @@ from herald.core.templates import (
     check_limits,
     render_for_recipient,
     validate_fields,
+    without_digest_fields,
 )
 from herald.engine.accounts import check_account_choice
 from herald.engine.service import Herald
@@ -58,6 +61,8 @@ async def put_type(
     fields["channels"] = list(dict.fromkeys(body.channels))
     if problems := rule_problems(fields["channels"], TypeRules.of(fields)):
         raise Invalid(problems)
+    if body.merge is not None and (problem := await asyncio.to_thread(merge_key_problem, body.merge.key)):
+        raise Invalid([("merge.key", problem)])
     async with herald.db.write() as conn:
         if body.accounts is not None:
             fields["accounts"] = await check_account_choice(
@@ -130,14 +135,18 @@ async def put_template(
     if channel == "inapp" and (bad_links := template_link_problems(fields)):
         raise Invalid(bad_links)
     kind = herald.channels[channel]
+    generic = kind.requires_template or bool(kind.routes_over)
+    if digest_problems := template_digest_problems(channel, fields, model=kind.Template, generic=generic):
+        raise Invalid(digest_problems)
+    own = without_digest_fields(fields)  # the digest's fields (digest_title, …) are checked above
     template_model = kind.Template
     if template_model is not None:  # the channel's own fields: SMS template code, robot msgtype, ...
         try:
-            template_model.model_validate(fields)
+            template_model.model_validate(own)
         except ValidationError as exc:
             raise Invalid([(".".join(str(p) for p in e["loc"]) or "body", e["msg"]) for e in exc.errors()]) from exc
     # the generic fields; a channel that needs no template of its own (webhook) sends the content as is
-    elif (kind.requires_template or kind.routes_over) and (unknown := [f for f in fields if f not in COMMON_FIELDS]):
+    elif (kind.requires_template or kind.routes_over) and (unknown := [f for f in own if f not in COMMON_FIELDS]):
         known = ", ".join(COMMON_FIELDS)
         raise Invalid([(f, f"unknown template field '{f}' for channel '{channel}' (known: {known})") for f in unknown])
     try:  # a template over a limit whatever the data (nested loops, 'a'.center(10**9)) is refused now

@@ -27,7 +27,7 @@ recipient. ``prepare_fields`` renders everything else once and keeps such a fiel
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from functools import cache
 from types import ModuleType
 from typing import Any
@@ -86,6 +86,10 @@ SAMPLE_RECIPIENT: Mapping[str, Any] = {
 """The recipient a per-recipient template is checked against when it is saved or triggered."""
 
 
+DIGEST_PREFIX = "digest_"
+"""A template field ``digest_<name>`` is the ``<name>`` of the type's digest message (core/digests.py):
+rendered only when a digest is sent (it reads ``${events}`` and ``${count}``), never at trigger time."""
+
 COMMON_FIELDS = ("title", "summary", "body", "action_url", "actions", "html", "subject", "text", "url")
 """The template fields of a channel without its own ``Template`` model: the in-app item's, and
 what email (``subject``, ``text``, ``html``) and Web Push (``url``) read."""
@@ -136,14 +140,27 @@ def uses_recipient(fields: Any) -> bool:
     return bool(_engine().uses_recipient(fields))
 
 
+def uses_variables(fields: Any, names: Collection[str]) -> bool:
+    """Whether any string in ``fields`` is a template that reads one of the variables ``names``."""
+    return bool(_engine().uses_variables(fields, frozenset(names)))
+
+
 def prepare_fields(
     fields: Mapping[str, Any], data: Mapping[str, Any], *, seconds: float | None = None
 ) -> dict[str, Any]:
     """Render ``fields`` once for a whole notification: a field that uses ``recipient`` is checked
     against ``SAMPLE_RECIPIENT`` and kept as a marker for ``render_for_recipient``. Data with its own
-    ``recipient`` key keeps it (templates then render once, with that value)."""
+    ``recipient`` key keeps it (templates then render once, with that value). Digest fields
+    (``digest_…``) are left out: they render only when a digest is sent."""
+    if any(isinstance(k, str) and k.startswith(DIGEST_PREFIX) for k in fields):
+        fields = without_digest_fields(fields)
     prepared: dict[str, Any] = _engine().prepare_fields(fields, data, seconds=seconds)
     return prepared
+
+
+def without_digest_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """``fields`` less the digest's own (``digest_…``)."""
+    return {k: v for k, v in fields.items() if not (isinstance(k, str) and k.startswith(DIGEST_PREFIX))}
 
 
 def has_recipient_fields(prepared: Any) -> bool:

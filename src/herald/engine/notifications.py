@@ -14,6 +14,7 @@ from herald.core.errors import NotFound
 from herald.engine import metrics
 from herald.store import cancellation as cancellation_store
 from herald.store import deliveries as delivery_store
+from herald.store import digests as digest_store
 from herald.store import notifications as notification_store
 from herald.store.cancellation import KeyCancelled
 from herald.store.db import Database
@@ -49,6 +50,7 @@ async def cancel_notification(db: Database, notification_id: str, *, now: dateti
             await notification_store.set_notification_status(conn, notification_id, "cancelled", now)
             status = "cancelled"
         cancelled = await delivery_store.cancel_pending(conn, notification_id, now)
+        cancelled += await digest_store.withdraw_events(conn, notification_id, now)  # collected, not sent yet
     metrics.count_reason("cancelled", "cancelled", cancelled)
     return Cancelled(notification_id, status, cancelled)
 

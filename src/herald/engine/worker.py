@@ -39,12 +39,14 @@ from herald.engine.fanout import FanoutJobHandler, LostLease
 from herald.engine.retention import RetentionJobHandler
 from herald.engine.schedules import ScheduleJobHandler, rearm_failed_jobs
 from herald.engine.service import Herald
+from herald.engine.unsubscribe import UnsubscribeLinks
 from herald.engine.wakeup import PostgresWakeup
 from herald.store import accounts as account_store
 from herald.store import deliveries as delivery_store
 from herald.store import endpoints as endpoint_store
 from herald.store import jobs as job_store
 from herald.store import notifications as notification_store
+from herald.store import preferences as preference_store
 from herald.store import users as user_store
 from herald.store.records import Delivery, Job
 from herald.store.types import utcnow
@@ -121,6 +123,8 @@ class Worker:
             # the whole delivery (budget, grant, send) ends before the lease does, with time to settle
             deadline=min(MAX_SEND_TIMEOUT_SECONDS, settings.lease_seconds * 0.75) + settings.lease_seconds * 0.1,
             default_locale=settings.default_locale,
+            default_timezone=settings.default_timezone,
+            unsubscribe=UnsubscribeLinks(herald.secret_key, settings.public_url) if settings.public_url else None,
         )
         self._settle_margin = timedelta(seconds=settings.lease_seconds * SETTLE_MARGIN)
         self.services = pipeline.Services(herald.db, herald.rate_limiter, herald.channels, herald.rule_counters)
@@ -355,6 +359,7 @@ class Worker:
             notifications = await notification_store.notifications_by_id(conn, list({d.notification_id for d in batch}))
             users = await user_store.profiles(conn, user_ids)
             accounts = await account_store.accounts_for(conn, self.herald.box, kinds)
+            preferences = await preference_store.preferences_of(conn, user_ids)  # once per batch
             endpoints = {}
             for kind in kinds:
                 if (channel := channels.get(kind)) is not None and channel.uses_endpoints:
@@ -365,7 +370,7 @@ class Worker:
             entry = await self.herald.catalog.get(type_key)
             if entry is not None:
                 rules[type_key] = TypeRules.of(entry.type)
-        return pipeline.Context(notifications, users, accounts, endpoints, rules)
+        return pipeline.Context(notifications, users, accounts, endpoints, rules, preferences=preferences)
 
     async def _release_stale(self) -> None:
         """Hand back deliveries that were claimed but never started (attempt undone)."""

@@ -86,6 +86,8 @@ class Notification:
     target: dict[str, Any] | None = None
     send_at: datetime | None = None
     expires_at: datetime | None = None
+    digest_id: str | None = None
+    """Set on a digest's own notification (engine/digests.py): the digest it sends."""
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Notification:
