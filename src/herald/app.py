@@ -30,8 +30,10 @@ from herald.api import (
     users,
 )
 from herald.api import actions as actions_api
+from herald.api import preferences as preferences_api
 from herald.api import realtime as realtime_api
 from herald.api import schedules as schedules_api
+from herald.api import unsubscribe as unsubscribe_api
 from herald.api.auth import ApiKeyCache, UserTokenCache
 from herald.api.content_type import JsonContentType
 from herald.api.hot import HotInbox
@@ -115,6 +117,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.include_router(event_webhooks.router)
     app.include_router(callbacks.router)
     app.include_router(me.router)
+    app.include_router(preferences_api.router)  # /v1/me/preferences, /v1/users/{id}/preferences
+    app.include_router(unsubscribe_api.router)  # /unsubscribe/{token}: one-click, no login (docs/preferences.md)
     app.include_router(direct.router)  # /v1/me/messages, /conversations, /blocks (docs/direct-messages.md)
     app.include_router(direct.admin_router)
     app.include_router(actions_api.router)  # POST /v1/me/inbox/{item_id}/actions/{action_id}

@@ -132,7 +132,9 @@ class Settings(BaseSettings):
     @classmethod
     def _known_timezone(cls, value: str) -> str:
         if not is_timezone(value):
-            raise ValueError(f"HERALD_DEFAULT_TIMEZONE: {value[:64]!r} is not an IANA timezone name (e.g. Asia/Shanghai)")
+            raise ValueError(
+                f"HERALD_DEFAULT_TIMEZONE: {value[:64]!r} is not an IANA timezone name (e.g. Asia/Shanghai)"
+            )
         return value
 
     @field_validator("public_url")

@@ -105,6 +105,10 @@ class OutboundMessage:
     """The trigger's raw data."""
     attempt: int = 1
     created_at: str | None = None
+    unsubscribe_url: str | None = None
+    """A signed link that turns this type off on this channel for this recipient, without login
+    (RFC 8058 one-click; email puts it in ``List-Unsubscribe``). None when Herald has no public
+    URL (HERALD_PUBLIC_URL) or the type is critical."""
 
 
 @dataclass(frozen=True)

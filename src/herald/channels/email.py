@@ -10,13 +10,17 @@ import html
 import ssl
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, parseaddr
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from herald.channels._http import encode_utf8
 from herald.channels.base import Channel, ChannelSettings, OutboundMessage, Recipient, SendResult
 from herald.core.errors import DeliveryError, RetryableError, SkipDelivery, TerminalError
+
+if TYPE_CHECKING:
+    from email.policy import EmailPolicy, Policy
 
 
 class EmailSettings(ChannelSettings):
@@ -99,8 +103,6 @@ def build_email(message: OutboundMessage, settings: EmailSettings, address: str)
     (header injection, which the stdlib refuses deep inside with a ValueError) or text with no
     UTF-8 form (a lone surrogate). Both would fail the same way on every retry.
     """
-    from email.policy import default as default_policy  # on the first send (see the module's docstring)
-
     content = message.content
     subject = _first_text(content, "subject", "title") or message.type
     text = _first_text(content, "body", "text", "summary")
@@ -116,13 +118,42 @@ def build_email(message: OutboundMessage, settings: EmailSettings, address: str)
         "Message-ID": f"<{message.delivery_id}@{settings.sender_address.rpartition('@')[2]}>",
         "X-Herald-Delivery-Id": message.delivery_id,
     }
+    url = message.unsubscribe_url
+    if url and url.isascii() and len(url) <= MAX_UNSUBSCRIBE_URL:
+        # RFC 8058 one-click: the provider POSTs "List-Unsubscribe=One-Click" to it
+        headers["List-Unsubscribe"] = f"<{url}>"
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
 
-    email = EmailMessage(policy=default_policy)
+    email = EmailMessage(policy=_policy())
     for name, value in headers.items():
         email[name] = _header_value(name, value)
     email.set_content(_utf8_text("email text body", text))
     email.add_alternative(_utf8_text("email HTML body", body_html), subtype="html")
     return email
+
+
+MAX_UNSUBSCRIBE_URL = 900
+"""A longer link (ids of hundreds of characters) is left out: the header must fit one line (998)."""
+
+
+@cache
+def _policy() -> EmailPolicy[EmailMessage]:
+    """The stdlib's default policy, except that ``List-Unsubscribe`` is written on one line as
+    given: folded, or RFC 2047-encoded as the stdlib does to a long word, the URL would be no URL
+    to a mail provider. Kept by each header object, so aiosmtplib's own SMTP policy honours it."""
+    from email.headerregistry import BaseHeader, HeaderRegistry, UnstructuredHeader
+    from email.policy import default
+
+    class UnfoldedHeader(UnstructuredHeader):
+        max_count = 1
+        name: str  # BaseHeader's, which the registry mixes in
+
+        def fold(self, *, policy: Policy) -> str:
+            return f"{self.name}: {self}{policy.linesep}"
+
+    registry = HeaderRegistry()
+    registry.map_to_type("list-unsubscribe", cast("type[BaseHeader]", UnfoldedHeader))
+    return default.clone(header_factory=registry)
 
 
 def _header_value(name: str, value: str) -> str:

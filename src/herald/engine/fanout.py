@@ -15,6 +15,7 @@ from typing import Any
 from herald.core.enums import NotificationStatus
 from herald.engine import live, metrics
 from herald.engine.expand import INAPP, delivery_expiry, expand_chunk
+from herald.engine.preferences import InappAsk, inapp_check_needed, opted_out
 from herald.engine.service import Herald
 from herald.store import catalog, users
 from herald.store import jobs as job_store
@@ -61,12 +62,17 @@ async def run_fanout_job(herald: Herald, job: Job, *, owner: str, budget_seconds
     started = time.monotonic()
     while True:
         now = utcnow()
+        check_inapp = await inapp_check_needed(herald, ntype or {}, notification)  # before a connection is held
         async with herald.db.write() as conn:
-            current = await notification_store.get_notification(conn, notification_id)
-            if current is None or current["status"] == NotificationStatus.CANCELLED:
+            status = await notification_store.lock_status(conn, notification_id)
+            if status is None or status == NotificationStatus.CANCELLED:
                 await job_store.finish_job(conn, job.id, owner=owner, status="done", now=now)
                 return
             recipients, more = await _next_chunk(conn, payload, chunk_size)
+            inapp_off: set[str] = set()
+            if recipients and check_inapp:  # someone turned the inbox off for the type: who, of these?
+                ask = InappAsk(notification["type_key"], notification["category"], [r["id"] for r in recipients])
+                (inapp_off,) = await opted_out(conn, [ask])
             if recipients:
                 await expand_chunk(
                     conn,
@@ -75,6 +81,7 @@ async def run_fanout_job(herald: Herald, job: Job, *, owner: str, budget_seconds
                     now=now,
                     default_locale=herald.settings.default_locale,
                     expires_at=expires_at,
+                    inapp_off=inapp_off,
                 )
             payload["expanded"] += len(recipients)
             out_of_time = time.monotonic() - started >= budget_seconds
@@ -96,9 +103,10 @@ async def run_fanout_job(herald: Herald, job: Job, *, owner: str, budget_seconds
                     raise LostLease(job.id)
                 await notification_store.mark_processed(conn, notification_id, payload["expanded"], now)
         if recipients and INAPP in notification["channels"]:
-            metrics.inbox_items_written.inc(len(recipients))
+            receivers = [r["id"] for r in recipients if r["id"] not in inapp_off]
+            metrics.inbox_items_written.inc(len(receivers))
             # committed: one backplane message for the chunk (user ids, not items; never one per user)
-            live.items_written(herald, notification_id, now, [r["id"] for r in recipients])
+            live.items_written(herald, notification_id, now, receivers)
         herald.wake_worker()
         if not more:
             log.info("fan-out of %s done: %d recipients", notification_id, payload["expanded"])

@@ -17,6 +17,8 @@ from herald.config import Settings
 from herald.engine import live
 from herald.engine.catalog_cache import CatalogCache
 from herald.engine.events import EventOutbox
+from herald.engine.preferences import CACHE_NAME as INAPP_OPT_OUTS
+from herald.engine.preferences import InappOptOuts
 from herald.engine.ratelimit import RateLimiter, create_rate_limiter
 from herald.engine.rule_counters import RuleCounters, create_rule_counters
 from herald.engine.sharedcache import create_shared_cache
@@ -99,6 +101,7 @@ class Herald:
         self.channels: dict[str, Channel] = {name: cls() for name, cls in CHANNELS.items()}
         self.announcements = AnnouncementCache()
         self.catalog = CatalogCache(self.db)
+        self.inapp_opt_outs = InappOptOuts(self.db)
         self.rate_limiter: RateLimiter = create_rate_limiter(settings.redis_url)
         self.rule_counters: RuleCounters = create_rule_counters(self.db, settings.redis_url)
         self.shared_cache = create_shared_cache(self.db, settings.redis_url)
@@ -115,7 +118,11 @@ class Herald:
         )
         self.announcements.on_change = self._announcement_changed
         # by name, for Herald.cache_changed and the backplane's ``invalidate`` messages
-        self.edge_caches: dict[str, EdgeCache] = {"announcements": self.announcements, "catalog": self.catalog}
+        self.edge_caches: dict[str, EdgeCache] = {
+            "announcements": self.announcements,
+            "catalog": self.catalog,
+            INAPP_OPT_OUTS: self.inapp_opt_outs,
+        }
 
     def _announcement_changed(self, before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
         self.realtime.publish(live.announcement_message(before, after))

@@ -13,6 +13,7 @@ from herald.store.types import utcnow
 
 TYPE_FIELDS = (
     "name",
+    "names",
     "category",
     "priority",
     "channels",
