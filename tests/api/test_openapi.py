@@ -16,6 +16,8 @@ CREATING_POSTS = {
     ("post", "/v1/users/{user_id}/tokens"),
     ("post", "/v1/users/{user_id}/wechat-subscriptions"),
     ("post", "/v1/me/messages"),
+    ("post", "/v1/schedules"),
+    ("post", "/v1/notifications/cancel"),  # creates nothing, but a retried cancel must answer as the first did
 }
 
 

@@ -97,3 +97,15 @@ async def retry_job(
         .values(status="pending", lease_owner=None, lease_until=None, run_at=run_at, last_error=error, updated_at=now)
     )
     return result.rowcount > 0
+
+
+async def reschedule_job(conn: AsyncConnection, job_id: str, *, owner: str, run_at: datetime, now: datetime) -> bool:
+    """A recurring job (a schedule's) done for now: due again at ``run_at`` with its attempts
+    reset, only if this worker still owns it. The caller rolls back when it returns False."""
+    result = await conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.lease_owner == owner, jobs.c.status == "running")
+        .values(status="pending", lease_owner=None, lease_until=None, run_at=run_at, attempts=0, last_error=None)
+        .values(updated_at=now)
+    )
+    return result.rowcount > 0

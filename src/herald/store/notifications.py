@@ -51,20 +51,23 @@ _ACCEPT = text(
     ), new_notifications AS (
         INSERT INTO notifications (id, type_key, category, priority, status, channels, data, actor, target,
                                    rendered, audience, accounts, recipients, send_at, expires_at,
-                                   created_at, updated_at)
+                                   created_at, updated_at, cancellation_key, schedule_id, occurrence_at)
         SELECT n.id, n.type_key, n.category, n.priority, n.status, CAST(n.channels AS jsonb),
                CAST(n.data AS jsonb), CAST(n.actor AS jsonb), CAST(n.target AS jsonb),
                CAST(n.rendered AS jsonb), CAST(n.audience AS jsonb), CAST(n.accounts AS jsonb),
-               n.recipients, n.send_at, n.expires_at, n.created_at, n.updated_at
+               n.recipients, n.send_at, n.expires_at, n.created_at, n.updated_at, n.cancellation_key,
+               n.schedule_id, n.occurrence_at
         FROM unnest(CAST(:n_id AS text[]), CAST(:n_type_key AS text[]), CAST(:n_category AS text[]),
                     CAST(:n_priority AS text[]), CAST(:n_status AS text[]), CAST(:n_channels AS text[]),
                     CAST(:n_data AS text[]), CAST(:n_actor AS text[]), CAST(:n_target AS text[]),
                     CAST(:n_rendered AS text[]), CAST(:n_audience AS text[]), CAST(:n_accounts AS text[]),
                     CAST(:n_recipients AS int[]), CAST(:n_send_at AS timestamptz[]),
                     CAST(:n_expires_at AS timestamptz[]), CAST(:n_created_at AS timestamptz[]),
-                    CAST(:n_updated_at AS timestamptz[]))
+                    CAST(:n_updated_at AS timestamptz[]), CAST(:n_cancellation_key AS text[]),
+                    CAST(:n_schedule_id AS text[]), CAST(:n_occurrence_at AS timestamptz[]))
              AS n(id, type_key, category, priority, status, channels, data, actor, target, rendered, audience,
-                  accounts, recipients, send_at, expires_at, created_at, updated_at)
+                  accounts, recipients, send_at, expires_at, created_at, updated_at, cancellation_key,
+                  schedule_id, occurrence_at)
     )
     INSERT INTO inbox_items (id, user_id, notification_id, type_key, category, title, summary, body, data, actor,
                              target, action_url, actions, read_at, seen_at, archived_at, created_at, expires_at)
@@ -87,6 +90,7 @@ _ACCEPT = text(
 _NOTIFICATION_COLUMNS = (
     "id", "type_key", "category", "priority", "status", "channels", "data", "actor", "target", "rendered",
     "audience", "accounts", "recipients", "send_at", "expires_at", "created_at", "updated_at",
+    "cancellation_key", "schedule_id", "occurrence_at",
 )  # fmt: skip
 _SHARED_COLUMNS = ("notification_id", "type_key", "category", "data", "actor", "target", "created_at", "expires_at")
 _SHARED_JSON = ("data", "actor", "target")
@@ -162,6 +166,15 @@ def _item_rows(items: InboxWrite) -> list[dict[str, Any]]:
 async def get_notification(conn: AsyncConnection, notification_id: str) -> dict[str, Any] | None:
     row = (await conn.execute(select(notifications).where(notifications.c.id == notification_id))).mappings().first()
     return dict(row) if row else None
+
+
+async def lock_status(conn: AsyncConnection, notification_id: str) -> str | None:
+    """The notification's status, its row share-locked until the transaction ends (PostgreSQL;
+    SQLite's one writer needs no lock): a cancel, which updates the row, waits for a fan-out chunk
+    holding it and the chunk sees a cancel committed before it (store/cancellation.py)."""
+    query = select(notifications.c.status).where(notifications.c.id == notification_id).with_for_update(read=True)
+    status = (await conn.execute(query)).scalar()
+    return str(status) if status is not None else None
 
 
 async def get_notifications(conn: AsyncConnection, ids: list[str]) -> dict[str, dict[str, Any]]:
