@@ -145,9 +145,7 @@ async def test_the_window_slides(counters: Counters) -> None:
 async def test_fifty_at_once_on_two_instances_take_exactly_three(counters: Counters) -> None:
     first, second = counters.make(), counters.make()
     cap, throttle = window("cap", 3), window("throttle", 10)
-    results = await asyncio.gather(
-        *((first if i % 2 else second).take(f"d{i}", [cap, throttle]) for i in range(50))
-    )
+    results = await asyncio.gather(*((first if i % 2 else second).take(f"d{i}", [cap, throttle]) for i in range(50)))
     assert results.count(None) == 3
     assert set(results) - {None} == {cap}
     # the throttle took only the three that went through (all or none)
