@@ -16,9 +16,19 @@ from herald.engine import actions
 router = APIRouter(prefix="/v1/me", tags=["me"], dependencies=[Depends(refuse_nul_in_url)])
 ItemId = Annotated[str, Path(min_length=1, max_length=40)]
 ActionId = Annotated[str, Path(min_length=1, max_length=64)]
+ANSWER_DOC = documented(ActionAnswerOut, 201)
+ANSWER_DOC["responses"].update(
+    {
+        404: {
+            "description": "No such item of this user's (deleted, expired, an announcement), or no such action on it"
+        },
+        409: {"description": "The item was answered already (one answer per item, whatever the action)"},
+        422: {"description": "`reason` missing for an action that requires one, too long, or not text"},
+    }
+)
 
 
-@router.post("/inbox/{item_id}/actions/{action_id}", status_code=201, **documented(ActionAnswerOut, 201, errors=(409,)))
+@router.post("/inbox/{item_id}/actions/{action_id}", status_code=201, **ANSWER_DOC)
 async def answer_action(
     item_id: ItemId, action_id: ActionId, user_id: CurrentUser, herald: HeraldDep, body: ActionAnswerIn | None = None
 ) -> dict[str, Any]:
