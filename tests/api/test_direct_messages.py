@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from herald.store.apikeys import create_api_key
 from tests.conftest import Harness, make_settings, running_harness
 from tests.engine.test_streams import collect, has, named
+from tests.test_cli import clean_env, herald
 
 PROBLEM = "application/problem+json"
 FUZZ = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -160,7 +162,7 @@ async def test_the_receiver_gets_one_direct_item_per_conversation(dm: Harness) -
     assert hot["served"] > served  # the fast path (api/hot.py) answered, and shows the item as the route does
     assert item["type"] == "direct.message" and item["category"] == "direct"
     assert item["title"] == "张三" and item["summary"] == "第 2 条 消息" and item["body"] == "第 2 条\n消息"
-    assert item["data"]["conversation"] == "alice" and item["data"]["unread"] == 3
+    assert item["data"]["conversation"] == "alice" and item["data"]["unread"] == item["count"] == 3
     assert item["actor"] == {"id": "alice", "name": "张三"} and not item["read"]
     counts = await get(dm, "bob", "/v1/me/inbox/counts")
     assert counts["by_category"]["direct"] == 1 and counts["total"] == 1
@@ -174,7 +176,7 @@ async def test_the_receiver_gets_one_direct_item_per_conversation(dm: Harness) -
 
     assert (await read(dm, "bob", "alice")).status_code == 200  # reading the conversation reads its item
     read_item = await get(dm, "bob", f"/v1/me/inbox/{item['id']}")
-    assert read_item["read"] and read_item["data"]["unread"] == 0
+    assert read_item["read"] and read_item["data"]["unread"] == 0 and read_item["count"] == 4
     assert (await get(dm, "bob", "/v1/me/inbox/counts"))["by_category"]["direct"] == 1  # carol's
 
     r = await dm.client.post(f"/v1/me/inbox/{item['id']}/archive", headers=dm.user("bob"))
@@ -182,6 +184,7 @@ async def test_the_receiver_gets_one_direct_item_per_conversation(dm: Harness) -
     await sent(dm, "alice", "bob", "new")  # a new message: unread again, out of the archive, on top
     top = (await direct_items(dm, "bob"))[0]
     assert (top["id"], top["read"], top["archived"], top["data"]["unread"]) == (item["id"], False, False, 1)
+    assert top["count"] == 1 and top["actors"] == [{"id": "alice", "name": "张三"}]
 
 
 async def test_a_deleted_direct_item_comes_back_as_a_new_one(dm: Harness) -> None:
@@ -232,7 +235,7 @@ async def test_twenty_messages_at_once_make_one_item_with_twenty_unread(dm: Harn
     results = await asyncio.gather(*(send(dm, "alice", "bob", f"m{n}") for n in range(20)))
     assert [r.status_code for r in results] == [201] * 20, [r.text for r in results if r.status_code != 201]
     (item,) = await direct_items(dm, "bob")
-    assert item["data"]["unread"] == 20
+    assert item["data"]["unread"] == item["count"] == 20
     assert (await conversations(dm, "bob"))[0]["unread"] == 20
     assert len((await messages(dm, "bob", "alice", limit=100))["items"]) == 20
 
@@ -506,3 +509,14 @@ async def test_erasing_a_user_erases_their_messages_conversations_and_blocks(dm:
     _, auditor = await conversations_key(dm, ["conversations:read"])
     r = await dm.client.get("/v1/users/bob/conversations/alice/messages", headers=auditor)
     assert_problem(r, 404)
+
+
+def test_the_cli_creates_a_key_with_the_scope(tmp_path: Path) -> None:
+    env = clean_env()
+    assert herald(["migrate"], tmp_path, env).returncode == 0
+    created = herald(["apikey", "create", "--name", "auditor", "--scopes", "conversations:read"], tmp_path, env)
+    assert created.returncode == 0, created.stderr
+    listed = herald(["apikey", "list"], tmp_path, env).stdout.strip().splitlines()
+    assert listed[1].split()[3] == "conversations:read"
+    unknown = herald(["apikey", "create", "--name", "x", "--scopes", "conversations:write"], tmp_path, env)
+    assert unknown.returncode == 2 and "conversations:read" in unknown.stderr  # the valid ones are named

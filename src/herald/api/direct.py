@@ -153,23 +153,21 @@ async def read_conversation(peer: PeerId, user_id: CurrentUser, herald: HeraldDe
 
 
 @router.get("/blocks", **documented(BlockPage))
-async def list_blocks(
-    user_id: CurrentUser, herald: HeraldDep, limit: Limit = 20, cursor: Cursor = None
-) -> dict[str, Any]:
+async def list_blocks(me: CurrentUser, herald: HeraldDep, limit: Limit = 20, cursor: Cursor = None) -> dict[str, Any]:
     """The users the caller blocked (never who blocked the caller)."""
-    page = await direct.blocks(herald, user_id, cursor=cursor, limit=limit)
+    page = await direct.blocks(herald, me, cursor=cursor, limit=limit)
     return {"items": [block_view(b) for b in page.items], "next_cursor": page.next_cursor}
 
 
-@router.put("/blocks/{blocked}", **documented(BlockOut))
-async def put_block(blocked: PeerId, user_id: CurrentUser, herald: HeraldDep) -> dict[str, Any]:
+@router.put("/blocks/{user_id}", **documented(BlockOut))
+async def put_block(user_id: PeerId, me: CurrentUser, herald: HeraldDep) -> dict[str, Any]:
     """Refuse the user's messages from now on (again: no change)."""
-    return block_view(await direct.block(herald, user_id, blocked))
+    return block_view(await direct.block(herald, me, user_id))
 
 
-@router.delete("/blocks/{blocked}", status_code=204, **documented(None, 204))
-async def delete_block(blocked: PeerId, user_id: CurrentUser, herald: HeraldDep) -> Response:
-    await direct.unblock(herald, user_id, blocked)
+@router.delete("/blocks/{user_id}", status_code=204, **documented(None, 204))
+async def delete_block(user_id: PeerId, me: CurrentUser, herald: HeraldDep) -> Response:
+    await direct.unblock(herald, me, user_id)
     return Response(status_code=204)
 
 

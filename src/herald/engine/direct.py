@@ -103,6 +103,7 @@ def _item_values(message: dict[str, Any], unread: int, sender_name: str | None) 
         "summary": rules.summary(message["body"]),
         "body": message["body"],
         "data": {"conversation": sender, "unread": unread, "message_id": message["id"]},
+        "count": unread,  # the messages the item stands for, as a merged item's count (reading keeps it)
         "actor": {"id": sender, "name": sender_name},
         "target": {"type": "conversation", "id": sender},
         "read_at": None,
