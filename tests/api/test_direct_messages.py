@@ -280,6 +280,13 @@ async def test_a_blocked_sender_cannot_send_and_cannot_see_the_block(dm: Harness
     # bob cannot write to whom he blocked; he is told why, as it is his own block
     mine = assert_problem(await send(dm, "bob", "alice", "hm"), 403)
     assert "unblock" in mine["detail"]
+    # alice blocking bob in turn learns nothing of bob's block: her answer is the one of her own block alone
+    assert (await dm.client.put("/v1/me/blocks/carol", headers=dm.user("alice"))).status_code == 200
+    not_blocked_by_carol = assert_problem(await send(dm, "alice", "carol", "x"), 403)
+    assert (await dm.client.put("/v1/me/blocks/bob", headers=dm.user("alice"))).status_code == 200
+    blocked_by_bob = assert_problem(await send(dm, "alice", "bob", "x"), 403)
+    assert blocked_by_bob == not_blocked_by_carol
+    assert (await dm.client.delete("/v1/me/blocks/bob", headers=dm.user("alice"))).status_code == 204
 
     assert (await dm.client.delete("/v1/me/blocks/alice", headers=dm.user("bob"))).status_code == 204
     assert (await get(dm, "bob", "/v1/me/blocks"))["items"] == []

@@ -78,10 +78,12 @@ async def send(herald: Herald, sender: str, to: str, body: str, save: SaveRespon
         if to not in names:
             raise NotFound("user")
         blocks = await store.blocks_between(conn, sender, to)
-        if to in blocks:
-            raise MessageRefused(CANNOT_SEND)
+        # the sender's own block first: were the peer's checked first, a sender could block the peer
+        # and learn from the changed answer whether the peer has blocked them
         if sender in blocks:
             raise MessageRefused(YOU_BLOCKED)
+        if to in blocks:
+            raise MessageRefused(CANNOT_SEND)
         if sender not in names:  # a token minted by the business backend for a new user: they can be answered
             await user_store.ensure_users(conn, [sender])
         first_item_id = new_id("itm")
