@@ -288,11 +288,11 @@ async def withdraw_events(conn: AsyncConnection, notification_id: str, now: date
     first, so a flush closing one at the same moment either ran before (and keeps the event) or
     runs after (and never sees it)."""
     mine = select(digest_events.c.digest_id).where(digest_events.c.notification_id == notification_id)
-    locked = await conn.execute(
-        update(digests)
+    locked = await conn.execute(  # in id order: two cancels sharing digests never wait on each other in a cycle
+        select(digests.c.id)
         .where(digests.c.id.in_(mine), digests.c.status == OPEN)
-        .values(updated_at=now)
-        .returning(digests.c.id)
+        .order_by(digests.c.id)
+        .with_for_update()
     )
     open_ids = [row[0] for row in locked]
     if not open_ids:
