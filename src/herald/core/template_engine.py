@@ -760,6 +760,21 @@ def uses_recipient(fields: Any) -> bool:
     return any(_uses_recipient(source) for _, source in _walk(fields, ""))
 
 
+@lru_cache(maxsize=4096)
+def _reads(source: str) -> frozenset[str]:
+    if not _is_template(source):
+        return frozenset()
+    try:
+        return frozenset(find_undeclared_variables(_ENVS[False, False].parse(source)))
+    except (TemplateSyntaxError, RecursionError, SyntaxError, MemoryError):
+        return frozenset()  # rendering it names the error
+
+
+def uses_variables(fields: Any, names: frozenset[str]) -> bool:
+    """Whether any string in ``fields`` is a template that reads one of the variables ``names``."""
+    return any(not _reads(source).isdisjoint(names) for _, source in _walk(fields, ""))
+
+
 def prepare_fields(
     fields: Mapping[str, Any], data: Mapping[str, Any], *, seconds: float | None = None
 ) -> dict[str, Any]:
