@@ -68,10 +68,14 @@ def take_response(row: dict[str, Any]) -> dict[str, Any]:
 
 def feed_response_sql(postgres: bool) -> str:
     """The feed's column for an item's answer (store/inbox.py ``_feed_sql``): JSON text of
-    ``[action, reason, at]`` or NULL, by the primary key, for hand-written SQL over ``inbox_items``."""
+    ``[action, reason, at]`` or NULL, by the primary key, for hand-written SQL over ``inbox_items``.
+    Looked up only for items with actions (an item without any cannot be answered): most items cost
+    nothing."""
     fields = "r.action, r.reason, r.created_at"
     array = f"json_build_array({fields})::text" if postgres else f"json_array({fields})"
-    return f"(SELECT {array} FROM inbox_responses AS r WHERE r.item_id = inbox_items.id)"  # noqa: S608 (constants)
+    empty = "'[]'::jsonb" if postgres else "'[]'"
+    lookup = f"(SELECT {array} FROM inbox_responses AS r WHERE r.item_id = inbox_items.id)"  # noqa: S608 (constants)
+    return f"CASE WHEN inbox_items.actions <> {empty} THEN {lookup} END"
 
 
 def feed_response(value: str | None) -> dict[str, Any] | None:
