@@ -92,6 +92,7 @@ def delivery_rows(
                     "account": None,
                     "status": "pending",
                     "reason": None,
+                    "reason_detail": None,  # every row has every column: an executemany takes the first row's
                     "priority": rank,
                     "attempts": 0,
                     "last_error": None,
