@@ -6,11 +6,14 @@ status, on the user's streams and to the business system as a signed ``message.a
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from herald.store import actions as action_store
@@ -18,6 +21,7 @@ from herald.store.actions import Response
 from herald.store.tables import inbox_items, inbox_responses, notifications
 from herald.store.types import utcnow
 from tests.api.test_accounts import fields_named
+from tests.api.test_bad_input import json_values
 from tests.api.test_hot_inbox import routes_only
 from tests.conftest import Harness
 from tests.engine.test_streams import collect, counted, has, named
@@ -479,3 +483,53 @@ async def test_erasing_a_user_erases_their_answers(harness: Harness, meeting: st
     async with harness.herald.db.read() as conn:
         left = [u for (u,) in await conn.execute(select(inbox_responses.c.user_id))]
     assert left == ["bob"]
+
+
+FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+action_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": st.text(max_size=70) | json_values,
+        "label": st.text(max_size=70) | st.dictionaries(st.text(max_size=8), st.text(max_size=70), max_size=3),
+        "requires_reason": st.booleans() | json_values,
+        "url": st.text(max_size=30) | st.sampled_from(["https://x.example/a", "/rel", "javascript:x"]),
+        "style": st.sampled_from(["danger", "primary", "bold"]),
+    },
+)
+
+
+@FUZZ
+@given(actions=st.lists(action_like, max_size=7) | json_values)
+async def test_any_actions_are_accepted_or_named_never_a_5xx(harness: Harness, meeting: str, actions: Any) -> None:
+    r = await harness.trigger({"type": MEETING, "to": ["fuzz"], "data": {"topic": "x"}, "actions": actions})
+    assert r.status_code in (202, 422), r.text
+    if r.status_code == 422:
+        assert all(e["field"].startswith("actions") for e in r.json()["errors"]), r.text
+        return
+    items = (await harness.client.get("/v1/me/inbox?limit=1", headers=harness.user("fuzz"))).json()["items"]
+    shown = items[0]["actions"]
+    if actions is None:  # none given: the template's
+        assert shown == [{"label": "详情", "url": "https://example.com/m"}]
+        return
+    assert len(shown) == len(actions) <= 5
+    assert all(isinstance(a["label"], str) and 1 <= len(a["label"]) <= 64 for a in shown)
+    ids = [a["id"] for a in shown if "id" in a]
+    assert len(ids) == len(set(ids))
+
+
+@FUZZ
+@given(reason=st.none() | st.text(max_size=1100), action=st.sampled_from(["confirm", "decline"]))
+async def test_any_reason_is_recorded_as_given_or_refused_naming_reason(
+    harness: Harness, meeting: str, reason: str | None, action: str
+) -> None:
+    await invite(harness, ["fuzz"])
+    items = (await harness.client.get("/v1/me/inbox?limit=1", headers=harness.user("fuzz"))).json()["items"]
+    body = json.dumps({"reason": reason}).encode()  # lone surrogates as \\udxxx escapes, as a client sends them
+    r = await answer(harness, "fuzz", items[0]["id"], action, body)
+    assert r.status_code in (201, 422), r.text
+    if r.status_code == 422:
+        assert fields_named(r) == ["reason"]
+        return
+    kept = r.json()["reason"]
+    assert kept == ((reason or "").strip() or None)
+    assert action == "confirm" or kept is not None
