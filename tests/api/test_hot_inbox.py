@@ -13,6 +13,7 @@ import pytest
 
 from herald.api.hot import HotInbox
 from herald.app import create_app
+from tests.api.test_merge import like, put_liked
 from tests.conftest import SECRET, Harness, make_settings
 
 
@@ -134,6 +135,27 @@ async def test_tokens_are_judged_as_the_routes_judge_them(harness: Harness, inbo
                 assert hot.status_code == ref.status_code == 401, (headers, hot.text)
                 assert hot.json() == ref.json()
     assert stats["served"] == served
+
+
+async def test_merged_items_are_the_same_on_both_paths(harness: Harness, inbox_type: str, database_url: str) -> None:
+    """count and actors (issue 8, merging): stored JSON passed through by the middleware, as the route shows it."""
+    h = harness
+    await seed(h, inbox_type)
+    await put_liked(h)
+    for n, post in enumerate(["p1", "p1", "p2", "p1", "p1", "p1", "p1", "p1"]):
+        r = await h.trigger(like(post, n))
+        assert r.status_code == 202, r.text
+    stats = h.client._transport.app.state.hot_inbox  # type: ignore[attr-defined]
+    served = stats["served"]
+    async with routes_only(database_url) as routes:
+        for query in ("", "?limit=2", "?status=unread", "?category=reminder", "?archived=true"):
+            hot = await h.client.get("/v1/me/inbox" + query, headers=h.user("alice"))
+            ref = await routes.get("/v1/me/inbox" + query, headers=h.user("alice"))
+            assert hot.status_code == ref.status_code == 200
+            assert hot.content == ref.content, (query, hot.text, ref.text)
+    assert stats["served"] == served + 5
+    items = (await h.client.get("/v1/me/inbox?limit=3", headers=h.user("alice"))).json()["items"]
+    assert [(i["count"], len(i["actors"])) for i in items] == [(7, 5), (1, 1), (1, 0)]  # merged, p2, announcement
 
 
 async def test_each_user_sees_only_their_own(harness: Harness, inbox_type: str) -> None:

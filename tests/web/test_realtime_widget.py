@@ -58,6 +58,28 @@ def test_a_change_in_another_tab_shows_here(live: LiveHerald, browser_page: Any)
     expect(two.part("badge")).to_have_count(0)
 
 
+def test_a_merged_item_moves_to_the_top_with_its_new_title(live: LiveHerald, browser_page: Any) -> None:
+    """Merging (issue 8): ``inbox.updated`` of an item merged with a new event puts it first."""
+    liked = {"title": "${actors}等 ${count} 人赞了你的文章"}
+    live.put_type("post.liked", liked)
+    r = live.client.put(
+        "/v1/notification-types/post.liked",
+        json={"channels": ["inapp"], "merge": {"key": "${post}", "window_seconds": 3600}},
+    )
+    assert r.status_code == 200, r.text
+    live.notify("post.liked", "alice", {"post": "p1"}, actor={"id": "u1", "name": "张三"})
+    live.put_type(ORDER, {"title": "订单 ${n} 已支付"})
+    live.notify(ORDER, "alice", {"n": 1})
+    bp = browser_page(live.widget_page())
+    streaming(bp)
+    bp.part("bell").click()
+    titles = bp.part("item").locator(".title")
+    expect(titles).to_have_text(["订单 1 已支付", "张三等 1 人赞了你的文章"])
+    live.notify("post.liked", "alice", {"post": "p1"}, actor={"id": "u2", "name": "李四"})
+    expect(titles).to_have_text(["李四、张三等 2 人赞了你的文章", "订单 1 已支付"], timeout=2000)
+    expect(bp.part("badge")).to_have_text("2")
+
+
 def test_banners_and_announcements_arrive_live(live: LiveHerald, browser_page: Any) -> None:
     bp = browser_page(live.widget_page(banner=True))
     streaming(bp)

@@ -692,8 +692,13 @@ a.main:hover .title{text-decoration:underline}
       const L = this.listOf(item.category);
       const at = L.items.findIndex((i) => i.id === item.id);
       if (at >= 0 && item.archived) L.items.splice(at, 1);
-      else if (at >= 0) L.items[at] = item;
-      else if (!item.archived && L.loaded) { // unarchived elsewhere: its place is in the list again
+      else if (at >= 0) { // in its place by time: an item merged with a new event moves to the top
+        L.items.splice(at, 1);
+        const t = Date.parse(item.created_at);
+        const older = (i) => Date.parse(i.created_at) < t || (Date.parse(i.created_at) === t && i.id < item.id);
+        const after = L.items.findIndex(older);
+        L.items.splice(after < 0 ? L.items.length : after, 0, item);
+      } else if (!item.archived && L.loaded) { // unarchived elsewhere: its place is in the list again
         if (item.category === this.tab && this.isOpen) this.load(item.category);
         else L.loaded = false;
       }
