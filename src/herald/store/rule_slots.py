@@ -48,13 +48,14 @@ async def take_slots(conn: AsyncConnection, holder: str, windows: Sequence[Windo
     if refused is not None:
         await give_back(conn, holder, keys)
         return refused
-    stmt = upsert(conn, rule_slots).values(
-        [{"key": w.key, "holder": holder, "expires_at": now + timedelta(seconds=w.seconds)} for w in windows]
+    # one statement with its rows as parameters (executemany): compiled once and cached, where a
+    # multi-row VALUES would be compiled again for every call
+    stmt = upsert(conn, rule_slots)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[rule_slots.c.key, rule_slots.c.holder], set_={"expires_at": stmt.excluded.expires_at}
     )
     await conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[rule_slots.c.key, rule_slots.c.holder], set_={"expires_at": stmt.excluded.expires_at}
-        )
+        stmt, [{"key": w.key, "holder": holder, "expires_at": now + timedelta(seconds=w.seconds)} for w in windows]
     )
     return None
 
