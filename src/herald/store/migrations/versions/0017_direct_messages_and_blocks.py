@@ -49,9 +49,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("user_id", "peer_id", name=op.f("pk_direct_conversations")),
     )
     with op.batch_alter_table("direct_conversations", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_direct_conversations_recent", ["user_id", "last_message_at", "peer_id"], unique=False
-        )
+        batch_op.create_index("ix_direct_conversations_recent", ["user_id", "last_message_at", "peer_id"], unique=False)
         batch_op.create_index("ix_direct_conversations_peer_id", ["peer_id"], unique=False)
     op.create_table(
         "direct_blocks",
