@@ -91,7 +91,13 @@ async def collect(
     )
     async with db.write() as conn:
         collected = await digest_store.collect_event(
-            conn, event, window_seconds=rule.window_seconds, max_items=rule.max_items, now=now
+            conn,
+            event,
+            window_seconds=rule.window_seconds,
+            max_items=rule.max_items,
+            now=now,
+            # on its first claim no earlier handling can have collected it (a crash leaves attempts > 1)
+            maybe_collected=delivery.attempts > 1,
         )
     return Outcome.suppressed(SkipReason.DIGESTED, describe(collected))
 

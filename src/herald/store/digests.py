@@ -78,42 +78,72 @@ class NewEvent:
 
 
 async def collect_event(
-    conn: AsyncConnection, event: NewEvent, *, window_seconds: int, max_items: int, now: datetime
+    conn: AsyncConnection,
+    event: NewEvent,
+    *,
+    window_seconds: int,
+    max_items: int,
+    now: datetime,
+    maybe_collected: bool = True,
 ) -> Collected:
     """Add ``event`` to the user's open digest for its type and channel, opening one (with its own
-    notification and its flush job due at the window's end) if there is none. Idempotent per
-    delivery: an event collected before (a delivery handled again after a crash) is not added twice."""
-    before = await _digest_of_event(conn, event.delivery_id)
-    if before is not None:
+    notification and its flush job due at the window's end) if there is none.
+
+    Idempotent per delivery: an event collected before (a delivery handled again after a crash) is
+    not added twice. ``maybe_collected`` False skips that lookup, for a delivery on its first claim
+    (which no earlier handling can have collected). Two statements when a window is open, three
+    more to open one."""
+    if maybe_collected and (before := await _digest_of_event(conn, event.delivery_id)) is not None:
         return Collected(before, full=False)
     for _ in range(OPEN_TRIES):
-        digest = await _open_digest(conn, event) or await _start_digest(conn, event, window_seconds, max_items, now)
+        digest = await _join_open(conn, event, now)
+        if digest is None:  # no open window: open one (or find that another worker just did)
+            digest = await _start_digest(conn, event, window_seconds, max_items, now)
         if digest is None:
-            continue  # another worker opened it between our two statements: join theirs
-        joined = await _join(conn, digest.id, now)
-        if joined is None:
-            continue  # it closed (flushed, or filled) meanwhile: the next window
-        count, status = joined
+            continue  # it closed, or another worker opened one, between two statements: again
         await conn.execute(
             insert(digest_events).values(
                 delivery_id=event.delivery_id,
                 digest_id=digest.id,
-                position=count,
+                position=digest.count,
                 notification_id=event.notification_id,
                 created_at=event.occurred_at,
             )
         )
-        full = status == CLOSING
+        full = digest.status == CLOSING
         if full:  # max_items reached: flushed now (the window's own job will find it done)
             await job_store.enqueue_job(
                 conn, JOB_KIND, {"digest_id": digest.id}, run_at=now, now=now, priority=event.rank
             )
-        return Collected(_replace_count(digest, count, status), full=full)
+        return Collected(digest, full=full)
     raise RuntimeError(f"could not collect delivery {event.delivery_id} into a digest after {OPEN_TRIES} tries")
 
 
-def _replace_count(digest: Digest, count: int, status: str) -> Digest:
-    return Digest(**{**{f.name: getattr(digest, f.name) for f in fields(Digest)}, "count": count, "status": status})
+def _counted(now: datetime) -> dict[str, Any]:
+    """One more event, and closing once the digest holds max_items."""
+    return {
+        "count": digests.c.count + 1,
+        "status": case((digests.c.count + 1 >= digests.c.max_items, CLOSING), else_=OPEN),
+        "updated_at": now,
+    }
+
+
+async def _join_open(conn: AsyncConnection, event: NewEvent, now: datetime) -> Digest | None:
+    """Count the event in the user's open digest for its type and channel (one statement, found by
+    the open digest's unique index): the digest as it is now, or None when none is open."""
+    result = await conn.execute(
+        update(digests)
+        .where(
+            digests.c.user_id == event.user_id,
+            digests.c.type_key == event.type_key,
+            digests.c.channel == event.channel,
+            digests.c.status == OPEN,
+        )
+        .values(**_counted(now))
+        .returning(*digests.c)
+    )
+    row = result.mappings().first()
+    return Digest.from_row(row) if row else None
 
 
 async def _digest_of_event(conn: AsyncConnection, delivery_id: str) -> Digest | None:
@@ -131,36 +161,20 @@ async def _digest_of_event(conn: AsyncConnection, delivery_id: str) -> Digest | 
     return Digest.from_row(row) if row else None
 
 
-async def _open_digest(conn: AsyncConnection, event: NewEvent) -> Digest | None:
-    row = (
-        (
-            await conn.execute(
-                select(digests).where(
-                    digests.c.user_id == event.user_id,
-                    digests.c.type_key == event.type_key,
-                    digests.c.channel == event.channel,
-                    digests.c.status == OPEN,
-                )
-            )
-        )
-        .mappings()
-        .first()
-    )
-    return Digest.from_row(row) if row else None
-
-
 async def _start_digest(
     conn: AsyncConnection, event: NewEvent, window_seconds: int, max_items: int, now: datetime
 ) -> Digest | None:
-    """Open a digest (the window starts with this first event), or None if another worker just did."""
+    """Open a digest holding this first event (the window starts with it), or None if another
+    worker just opened one. The row is this transaction's until it commits: no other event joins it
+    meanwhile, so it is written with its count (and closed at once when ``max_items`` is 1)."""
     digest = Digest(
         id=new_id("dgs"),
         user_id=event.user_id,
         type_key=event.type_key,
         channel=event.channel,
-        status=OPEN,
+        status=CLOSING if max_items <= 1 else OPEN,
         notification_id=new_id("ntf"),
-        count=0,
+        count=1,
         max_items=max_items,
         opened_at=now,
         flush_at=now + timedelta(seconds=window_seconds),
@@ -200,23 +214,6 @@ async def _start_digest(
         conn, JOB_KIND, {"digest_id": digest.id}, run_at=digest.flush_at, now=now, priority=event.rank
     )
     return digest
-
-
-async def _join(conn: AsyncConnection, digest_id: str, now: datetime) -> tuple[int, str] | None:
-    """Count one more event in the digest if it is still open: its new count and status (closing
-    once it holds max_items); None if it is not open any more."""
-    result = await conn.execute(
-        update(digests)
-        .where(digests.c.id == digest_id, digests.c.status == OPEN)
-        .values(
-            count=digests.c.count + 1,
-            status=case((digests.c.count + 1 >= digests.c.max_items, CLOSING), else_=OPEN),
-            updated_at=now,
-        )
-        .returning(digests.c.count, digests.c.status)
-    )
-    row = result.first()
-    return (int(row[0]), str(row[1])) if row else None
 
 
 async def close_digest(conn: AsyncConnection, digest_id: str, now: datetime) -> Digest | None:
