@@ -111,7 +111,8 @@ async def test_a_fan_out_under_way_writes_nothing_after_the_cancel(harness: Harn
     nid = r.json()["id"]
     now = utcnow()
     async with harness.herald.db.write() as conn:
-        (job,) = await job_store.claim_due_jobs(conn, owner="W", now=now, lease_until=now + timedelta(minutes=1), limit=1)
+        lease_until = now + timedelta(minutes=1)
+        (job,) = await job_store.claim_due_jobs(conn, owner="W", now=now, lease_until=lease_until, limit=1)
     await fanout.run_fanout_job(harness.herald, job, owner="W", budget_seconds=0)  # one chunk, then handed back
     assert await items_of(harness, nid) == 100
     assert (await cancel(harness, "blast")).json()["cancelled"] == 1
@@ -137,7 +138,8 @@ async def test_bad_bodies_are_422_naming_the_field(harness: Harness, body: dict[
 
 
 async def test_a_trigger_with_a_bad_key_is_refused(harness: Harness, inbox_type: str) -> None:
-    r = await harness.trigger({"type": inbox_type, "to": ["u1"], "data": {"amount": "1"}, "cancellation_key": "k" * 201})
+    body = {"type": inbox_type, "to": ["u1"], "data": {"amount": "1"}, "cancellation_key": "k" * 201}
+    r = await harness.trigger(body)
     assert fields_named(r) == ["cancellation_key"]
 
 
@@ -152,9 +154,10 @@ async def test_the_batch_endpoint_takes_the_key(harness: Harness, hook_type: str
 
 
 async def test_scopes(harness: Harness) -> None:
-    r = await harness.client.post("/v1/notifications/cancel", json={"cancellation_key": "k"}, headers=harness.reader())
+    body = {"cancellation_key": "k"}
+    r = await harness.client.post("/v1/notifications/cancel", json=body, headers=harness.reader())
     assert r.status_code == 403
-    r = await harness.client.post("/v1/notifications/cancel", json={"cancellation_key": "k"}, headers=harness.user("u1"))
+    r = await harness.client.post("/v1/notifications/cancel", json=body, headers=harness.user("u1"))
     assert r.status_code == 401
 
 

@@ -54,9 +54,7 @@ async def create(
 async def make_due(h: Harness) -> None:
     """The schedule jobs are due by the real clock (their run_at is in the simulated future)."""
     async with h.herald.db.write() as conn:
-        await conn.execute(
-            update(jobs).where(jobs.c.kind == "schedule").values(run_at=utcnow() - timedelta(seconds=1))
-        )
+        await conn.execute(update(jobs).where(jobs.c.kind == "schedule").values(run_at=utcnow() - timedelta(seconds=1)))
 
 
 async def occurrences(h: Harness) -> list[datetime]:
@@ -206,7 +204,8 @@ async def test_deleting_while_its_job_runs_writes_nothing(harness: Harness, inbo
     await make_due(harness)
     now = utcnow()
     async with harness.herald.db.write() as conn:
-        (job,) = await job_store.claim_due_jobs(conn, owner="A", now=now, lease_until=now + timedelta(minutes=1), limit=1)
+        lease_until = now + timedelta(minutes=1)
+        (job,) = await job_store.claim_due_jobs(conn, owner="A", now=now, lease_until=lease_until, limit=1)
     r = await harness.client.delete(f"/v1/schedules/{s['id']}", headers=harness.sender())
     assert r.status_code == 204
     await schedule_engine.run_schedule_job(harness.herald, job, owner="A", now=utc(2027, 1, 1, 9, 0, 1))
@@ -274,11 +273,9 @@ async def test_an_audience_occurrence_is_expanded_by_fan_out(harness: Harness, i
 
 async def test_an_idle_worker_fires_a_schedule_on_time(harness: Harness, inbox_type: str) -> None:
     """Within a second or two of its time (the poll interval is 1 s), not at the next housekeeping."""
-    r = await harness.client.post(
-        "/v1/schedules",
-        json={"cron": "* * * * *", "timezone": "UTC", "trigger": {"type": inbox_type, "to": ["u1"], "data": {"amount": "1"}}},
-        headers=harness.sender(),
-    )
+    trigger = {"type": inbox_type, "to": ["u1"], "data": {"amount": "1"}}
+    body = {"cron": "* * * * *", "timezone": "UTC", "trigger": trigger}
+    r = await harness.client.post("/v1/schedules", json=body, headers=harness.sender())
     assert r.status_code == 201, r.text
     worker = Worker(harness.herald)
     task = asyncio.create_task(worker.run())
