@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, func, insert, select, text, update
+from sqlalchemy import case, delete, func, insert, literal_column, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald.core.ids import new_id
@@ -25,6 +25,9 @@ from herald.store.dialect import upsert
 from herald.store.tables import deliveries, digest_events, digests, notifications
 
 OPEN, CLOSING, FLUSHED = "open", "closing", "flushed"
+IS_OPEN = digests.c.status == literal_column("'open'")
+"""Written as a literal, not a parameter: so both planners see that the open digest's partial
+unique index (``WHERE status = 'open'``) answers the query."""
 JOB_KIND = "digest"
 OPEN_TRIES = 5
 """Collecting retries this often when the digest it found closes under it (a flush between two
@@ -137,7 +140,7 @@ async def _join_open(conn: AsyncConnection, event: NewEvent, now: datetime) -> D
             digests.c.user_id == event.user_id,
             digests.c.type_key == event.type_key,
             digests.c.channel == event.channel,
-            digests.c.status == OPEN,
+            IS_OPEN,
         )
         .values(**_counted(now))
         .returning(*digests.c)
