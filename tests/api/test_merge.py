@@ -69,7 +69,7 @@ async def counts(h: Harness, user: str = "alice") -> dict[str, Any]:
 
 async def test_events_within_the_window_update_one_item(liked: Harness) -> None:
     h = liked
-    first = await send(h, like("p1", 0))
+    await send(h, like("p1", 0))
     [item] = await inbox(h)
     assert (item["count"], item["title"], item["actors"]) == (1, "张三赞了你的文章", [{"id": "u0", "name": "张三"}])
     for n in range(1, 10):
@@ -83,9 +83,27 @@ async def test_events_within_the_window_update_one_item(liked: Harness) -> None:
     assert merged["body"] == "最新：王十二"
     assert merged["read"] is False
     assert (await counts(h))["total"] == 1
-    # the item is the newest event's: the trace of the newest notification shows it delivered
-    status = (await h.client.get(f"/v1/notifications/{first}", headers=h.reader())).json()
-    assert status["status"] == "processed"
+
+
+async def test_each_notification_keeps_its_in_app_line(liked: Harness) -> None:
+    """The item belongs to the newest notification; each earlier one shows it was delivered, then merged."""
+    h = liked
+    ids = [await send(h, like("p1", n)) for n in range(3)]
+    await send(h, like("p1", 3, to="bob"))
+    [item] = await inbox(h)
+
+    async def inapp(notification_id: str) -> list[dict[str, Any]]:
+        r = await h.client.get(f"/v1/notifications/{notification_id}", headers=h.reader())
+        assert r.status_code == 200, r.text
+        assert r.json()["delivery_counts"] == {"delivered": 1}
+        return [d for d in r.json()["deliveries"] if d["channel"] == "inapp"]
+
+    [newest] = await inapp(ids[2])
+    assert (newest["id"], newest["status"], newest["reason"]) == (item["id"], "delivered", None)
+    for earlier, count in ((ids[0], 2), (ids[1], 3)):
+        [line] = await inapp(earlier)
+        assert (line["user_id"], line["status"], line["reason"]) == ("alice", "delivered", "merged")
+        assert item["id"] in line["reason_detail"] and f"now stands for {count} events" in line["reason_detail"]
 
 
 async def test_the_same_actor_counts_each_event_but_is_listed_once(liked: Harness) -> None:

@@ -11,6 +11,10 @@ The trigger renders every template with ``count`` 1 and its own actor (``Merging
 same type and key (store/merge.py, atomic on both databases) and re-renders a merged item with its
 count and latest actors. A merged item keeps its id and moves to the top of the feed; realtime sends
 it as ``inbox.updated`` (engine/streams.py: an item written with a count above 1 was merged).
+
+The item belongs to the newest notification merged into it (its ``notification_id``, data, actor and
+target are that event's). The notification it belonged to before keeps a trace: an in-app line in
+its deliveries, ``delivered`` with ``reason: "merged"`` naming the item and the newer notification.
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from herald.core.enums import DeliveryStatus, Priority
 from herald.core.errors import TemplateError
 from herald.core.ids import new_ids
 from herald.core.locales import pick_locale
 from herald.core.merge import MERGE_VARIABLES, first_actors, merge_actors, merge_key, merge_variables
+from herald.core.rules import SkipReason
 from herald.core.templates import (
     RECIPIENT_RENDER_SECONDS,
     has_recipient_fields,
@@ -150,6 +156,7 @@ async def write_items(
         renders = sum(1 for r, _ in merged if r.locale in spec.sources)
         updates = await _maybe_in_thread(renders, _merged_updates, notification, spec, merged)
         await merge_store.update_merged(conn, updates)
+        await merge_store.record_superseded(conn, _superseded(notification, merged, now))
     return len(merged)
 
 
@@ -223,8 +230,43 @@ def _merged_updates(
         sources = spec.sources.get(first.locale or "")
         if sources is not None:
             content.update(_rerendered(notification, sources, first, placed.count, actors))
-        updates.append({"id": placed.item_id, "actors": actors, **content})
+        updates.append({"id": placed.item_id, "notification_id": notification["id"], "actors": actors, **content})
     return updates
+
+
+def _superseded(
+    notification: dict[str, Any], merged: Sequence[tuple[_Row, merge_store.Placed]], now: datetime
+) -> list[dict[str, Any]]:
+    """The trace of each notification whose item this event took over: its in-app line, delivered
+    and then merged (``GET /v1/notifications/{id}`` lists it as a delivery, ``reason: "merged"``)."""
+    earlier = [placed for _, placed in merged if placed.notification_id != notification["id"]]
+    rank = Priority(notification["priority"]).rank
+    return [
+        {
+            "id": delivery_id,
+            "notification_id": placed.notification_id,
+            "user_id": placed.user_id,
+            "channel": INAPP,
+            "account": None,
+            "status": DeliveryStatus.DELIVERED.value,
+            "reason": SkipReason.MERGED.value,
+            "reason_detail": (
+                f"its inbox item {placed.item_id} was merged with a later event (notification"
+                f" {notification['id']}) and now stands for {placed.count} events"
+            ),
+            "priority": rank,
+            "attempts": 0,
+            "last_error": None,
+            "provider_message_id": None,
+            "next_attempt_at": None,
+            "lease_until": None,
+            "lease_owner": None,
+            "expires_at": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for placed, delivery_id in zip(earlier, new_ids("dlv", len(earlier)), strict=True)
+    ]
 
 
 def _rerendered(

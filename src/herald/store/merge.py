@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, not_, or_, update
+from sqlalchemy import and_, bindparam, func, insert, not_, or_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from herald.store.tables import inbox_items
+from herald.store.tables import deliveries, inbox_items
 from herald.store.types import UTCDateTime
 
 _ROUNDS = 4
@@ -35,6 +35,8 @@ class Placed:
     user_id: str
     item_id: str
     """The new item's id, or the id of the item it merged into."""
+    notification_id: str
+    """The notification the item belonged to before this event (a merge), or this event's."""
     count: int
     actors: list[dict[str, Any]] | None
     """The target's actors before this event (a merge), or the new item's."""
@@ -72,9 +74,8 @@ def _upsert(dialect: str, rows: Sequence[dict[str, Any]]) -> Any:
     return stmt.on_conflict_do_update(
         index_elements=[t.user_id, t.type_key, t.merge_key],
         index_where=t.merge_key.is_not(None),
-        set_={
+        set_={  # notification_id too, but after the owner it had is read (update_merged)
             "count": t.count + 1,
-            "notification_id": new.notification_id,
             "category": new.category,
             "title": new.title,
             "summary": new.summary,
@@ -89,7 +90,7 @@ def _upsert(dialect: str, rows: Sequence[dict[str, Any]]) -> Any:
             "expires_at": new.expires_at,
         },
         where=_open_target(new.created_at),
-    ).returning(t.id, t.user_id, t.count, t.actors)
+    ).returning(t.id, t.user_id, t.notification_id, t.count, t.actors)
 
 
 async def upsert_items(conn: AsyncConnection, rows: Sequence[dict[str, Any]], *, now: datetime) -> dict[str, Placed]:
@@ -104,8 +105,8 @@ async def upsert_items(conn: AsyncConnection, rows: Sequence[dict[str, Any]], *,
         # statement per row there (a single writer, in process); PostgreSQL takes them all at once.
         batches = [pending] if dialect == "postgresql" else [[r] for r in pending]
         for batch in batches:
-            for item_id, user_id, count, actors in await conn.execute(_upsert(dialect, batch)):
-                placed[user_id] = Placed(user_id, item_id, int(count), actors)
+            for item_id, user_id, owner, count, actors in await conn.execute(_upsert(dialect, batch)):
+                placed[user_id] = Placed(user_id, item_id, owner, int(count), actors)
         pending = [r for r in pending if r["user_id"] not in placed]
         if not pending:
             return placed
@@ -135,8 +136,8 @@ async def release_stale_targets(conn: AsyncConnection, rows: Sequence[dict[str, 
 
 
 async def update_merged(conn: AsyncConnection, updates: Sequence[dict[str, Any]]) -> None:
-    """Write what a merge re-rendered: each of ``updates`` has ``id``, ``actors`` and the content
-    columns (title, summary, body, action_url, actions)."""
+    """Finish the merges: each of ``updates`` has the item's ``id``, its new ``notification_id`` (the
+    newest event's), ``actors`` and the content columns (title, summary, body, action_url, actions)."""
     if not updates:
         return
     t = inbox_items.c
@@ -144,6 +145,7 @@ async def update_merged(conn: AsyncConnection, updates: Sequence[dict[str, Any]]
         update(inbox_items)
         .where(t.id == bindparam("b_id"))
         .values(
+            notification_id=bindparam("b_notification_id"),
             actors=bindparam("b_actors", type_=t.actors.type),
             title=bindparam("b_title"),
             summary=bindparam("b_summary"),
@@ -153,3 +155,10 @@ async def update_merged(conn: AsyncConnection, updates: Sequence[dict[str, Any]]
         ),
         [{f"b_{k}": v for k, v in u.items()} for u in updates],
     )
+
+
+async def record_superseded(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    """The in-app lines of notifications whose item a later event took over (``deliveries`` rows,
+    already settled: no worker wakes for them)."""
+    if rows:
+        await conn.execute(insert(deliveries), list(rows))
