@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald.core.errors import NotFound
 from herald.engine import inbox, live
+from herald.engine.inbox_expiry import UnreadExpiry
 from herald.engine.service import Herald
 from herald.realtime.hub import Event, Hub, Stream
 from herald.realtime.ids import new_event_id
@@ -54,6 +55,8 @@ REPLAY_MAX_AGE = timedelta(hours=24)
 REPLAY_LIMIT = 100
 BATCH = 500
 RESYNC_SPREAD_SECONDS = 2.0
+EXPIRY_RETRY_SECONDS = 5.0
+"""An unread item expired but the database could not be read: asked again this much later."""
 """After an outage every stream of a process replays: spread over up to this long, not all at once."""
 
 ItemView = Callable[[dict[str, Any]], dict[str, Any]]
@@ -308,6 +311,7 @@ class Session:
         self.expires_at = expires_at
         self.stream: Stream | None = None
         self._first: list[Event] = []
+        self._unread_expiry = UnreadExpiry(feed.herald, user_id)
 
     async def open(self, since: datetime | None, *, resume: bool) -> None:
         """Subscribe (TooManyStreams past the per-user limit), then read what the client starts with:
@@ -329,6 +333,7 @@ class Session:
                 first = await self.feed.replay(self.user_id, since)
             else:
                 first = [make_event(COUNTS, await inbox.counts(self.feed.herald, self.user_id))]
+            await self._unread_expiry.load()
         except BaseException:
             hub.close(self.stream)
             raise
@@ -375,6 +380,14 @@ class Session:
                 events = stream.take()
                 if events:
                     for event in events:
+                        if event.name in (INBOX_NEW, INBOX_UPDATED):
+                            self._unread_expiry.saw(event.data)
+                        await send(event)
+                    last_sent = loop.time()
+                    continue
+                expiry = self._unread_expiry.seconds_left()
+                if expiry is not None and expiry <= 0:
+                    for event in await self._expired_items():
                         await send(event)
                     last_sent = loop.time()
                     continue
@@ -384,6 +397,21 @@ class Session:
                     await send(make_event(HEARTBEAT, {}, with_id=realtime.subscribed))
                     last_sent = loop.time()
                     continue
-                await stream.wait(min(realtime.heartbeat_seconds - idle, remaining))
+                until_expiry = remaining if expiry is None else expiry
+                await stream.wait(min(realtime.heartbeat_seconds - idle, remaining, until_expiry))
         finally:
             hub.close(stream)
+
+    async def _expired_items(self) -> list[Event]:
+        """Unread items of this user just expired: ``inbox.removed`` for each, then the counts. A
+        database that cannot be read now postpones it (the stream lives on)."""
+        try:
+            gone = await self._unread_expiry.take_expired()
+            if not gone:
+                return []
+            counts = await inbox.counts(self.feed.herald, self.user_id)
+        except Exception as exc:
+            log.debug("stream of %s: expired items not read (%s); trying again shortly", self.user_id, exc)
+            self._unread_expiry.postpone(EXPIRY_RETRY_SECONDS)
+            return []
+        return [*(make_event(INBOX_REMOVED, {"id": item_id}) for item_id in gone), make_event(COUNTS, counts)]

@@ -370,3 +370,25 @@ async def mark_seen(conn: AsyncConnection, user_id: str, *, now: datetime) -> in
         .values(seen_at=now)
     )
     return int(result.rowcount)
+
+
+# -- expiry, for open streams (engine/inbox_expiry.py): from the unread index alone -------------------
+
+
+def _unread_of_user(user_id: str) -> Any:
+    return and_(inbox_items.c.user_id == user_id, inbox_items.c.read_at.is_(None), inbox_items.c.archived_at.is_(None))
+
+
+async def next_unread_expiry(conn: AsyncConnection, user_id: str, *, after: datetime) -> datetime | None:
+    """When the user's next unread item expires (the first ``expires_at`` after ``after``), if any."""
+    query = select(func.min(inbox_items.c.expires_at)).where(_unread_of_user(user_id), inbox_items.c.expires_at > after)
+    value = (await conn.execute(query)).scalar()
+    return value if isinstance(value, datetime) else None
+
+
+async def unread_expired(conn: AsyncConnection, user_id: str, *, after: datetime, until: datetime) -> list[str]:
+    """The user's unread items that expired in (``after``, ``until``]."""
+    query = select(inbox_items.c.id).where(
+        _unread_of_user(user_id), inbox_items.c.expires_at > after, inbox_items.c.expires_at <= until
+    )
+    return [r[0] for r in await conn.execute(query.order_by(inbox_items.c.expires_at).limit(1000))]
