@@ -438,3 +438,15 @@ async def test_a_merge_reaches_open_streams_as_an_update(realtime_harness: Harne
     assert (updated["count"], updated["title"]) == (2, "李四、张三等 2 人赞了你的文章")
     assert named(got, "counts")[-1]["total"] == 1
     assert [updated] == await inbox(h)
+
+
+async def test_a_template_that_fails_for_a_merge_keeps_the_newest_rendering(harness: Harness) -> None:
+    h = harness
+    title = "{% if count > 1 %}${actors[0].name} 与 ${actors[1].name}{% else %}${actors} 一人{% endif %}"
+    await h.put_type(LIKED, ["inapp"], {"inapp": {"title": title}}, merge={"key": "${post.id}", "window_seconds": 60})
+    await send(h, like("p1", 0))
+    await send(h, like("p1", 0))  # the same actor: actors[1] does not exist
+    [item] = await inbox(h)
+    assert (item["count"], item["title"]) == (2, "张三 一人")
+    await send(h, like("p1", 1))
+    assert [i["title"] for i in await inbox(h)] == ["李四 与 张三"]
