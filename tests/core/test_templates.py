@@ -532,3 +532,42 @@ def test_rendering_per_recipient_equals_rendering_with_the_recipient(
     out, errors = render_for_recipient(prepared, {"amount": amount}, profile)
     direct = render_fields(fields, {"amount": amount, "recipient": recipient_view(profile)})
     assert errors == [] and out == direct
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "${ x ~ self }",
+        "${ self ~ x }",
+        "${ x ~ [self] }",
+        "${ self|string }",
+        "${ self|pprint }",
+        "${ x ~ self|e }",
+        "${ '%s' % self }",
+        "${ '%s' % (range,) }",
+        "${ '{}'.format(range) }",
+        "${ [namespace]|join }",
+        "${ x ~ dict }",
+        "${ x ~ cycler }",
+        "${ range(3)|map('string')|string }",
+    ],
+)
+def test_python_objects_never_become_text_inside_an_expression(source: str) -> None:
+    """``~``, ``%``, ``.format`` and the stringifying filters follow the printing rule: data only
+    (found by the template soup above: ``${ x~self }`` once rendered ``a<TemplateReference None>``)."""
+    with pytest.raises(TemplateError, match="cannot be printed"):
+        render(source, x="a")
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("${ x ~ 1 ~ [1, 2] }", "a1[1, 2]"),
+        ("${ '%s-%d' % (x, 3) }", "a-3"),
+        ("${ '{0}!'.format(x) }", "a!"),
+        ("${ range(3)|map('string')|join(',') }", "0,1,2"),
+        ("${ x|upper ~ (none or '') }", "A"),
+    ],
+)
+def test_data_still_becomes_text(source: str, expected: str) -> None:
+    assert render(source, x="a") == expected

@@ -10,6 +10,7 @@ from __future__ import annotations
 import operator
 import re
 import string
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from contextvars import ContextVar
@@ -159,6 +160,15 @@ def _check_printable(value: Any, budget: list[int], depth: int = 0) -> None:
         raise _Limit("output", f"a value longer than {MAX_OUTPUT_CHARS} characters")
 
 
+def _check_stringable(*values: Any) -> None:
+    """What an expression turns into text (``~``, ``%``, ``.format``, ``|string`` …) is data, as for
+    printing: ``x ~ self`` or ``'%s' % range`` would otherwise show Python objects' reprs."""
+    budget = [sys.maxsize]  # what they are, not their size: the size checks name that limit
+    for value in values:
+        if not isinstance(value, Undefined):
+            _check_printable(value, budget)
+
+
 def _finalize(value: Any) -> Any:
     if value is None:  # JSON null prints as nothing, not "None"
         return ""
@@ -287,6 +297,8 @@ def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
         if name in ("join", "sum") and value is not None and not isinstance(value, Sized):
             value = given[0] = list(_bounded_iter(value))  # a generator: count what it makes, then size it
             args = (*args[:skip], *given)
+        if name in _STRINGIFYING or name == "join":
+            _check_stringable(*given[:1])
         if name == "join":
             _check_size(_join_size(value, given[1] if len(given) > 1 else kwargs.get("d", "")))
         elif name == "sum":
@@ -368,6 +380,7 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
         return _bounded_iter(iterable)
 
     def bounded_concat(self, *parts: Any) -> str:
+        _check_stringable(*parts)
         _check_size(sum(_size(p) for p in parts))
         parts = tuple("" if p is None else p for p in parts)
         out: str = markup_join(parts) if self.autoescape else str_join(parts)
@@ -403,6 +416,7 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
             values = list(args) + list(kwargs.values())
             if value.__name__ == "format_map" and args and isinstance(args[0], Mapping):
                 values = list(args[0].values())
+            _check_stringable(*values)
             _check_size(_format_size(fmt, values))
             return wrapper(*args, **kwargs)
 
@@ -418,6 +432,7 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
             return operator.pow(left, right)
         if operator_name == "%":
             if isinstance(left, str | bytes):
+                _check_stringable(right)
                 _check_size(_percent_size(str(left), right))
             return operator.mod(left, right)
         sized = (str, bytes, list, tuple)
