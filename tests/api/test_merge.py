@@ -9,9 +9,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from herald.engine import trigger as trigger_engine
 from herald.engine.streams import INBOX_NEW, INBOX_UPDATED
+from herald.store.tables import inbox_items
 from herald.store.types import utcnow
 from tests.conftest import Harness
 from tests.engine.test_streams import collect, has, named
@@ -450,3 +452,19 @@ async def test_a_template_that_fails_for_a_merge_keeps_the_newest_rendering(harn
     assert (item["count"], item["title"]) == (2, "张三 一人")
     await send(h, like("p1", 1))
     assert [i["title"] for i in await inbox(h)] == ["李四 与 张三"]
+
+
+async def test_a_chunk_larger_than_one_statement_merges(liked: Harness) -> None:
+    """A fan-out chunk of 1,600 (the default chunk takes them all): more parameters than one statement
+    may carry (32,767), so several statements in the chunk's transaction."""
+    h = liked
+    users = [f"user-{i:04d}" for i in range(1600)]
+    for n in (1, 2):
+        r = await h.trigger({**like("p1", n), "to": users})
+        assert r.status_code == 202, r.text
+    await h.drain()
+    async with h.herald.db.read() as conn:
+        rows = (await conn.execute(select(inbox_items.c.user_id, inbox_items.c["count"]))).all()
+    assert len(rows) == 1600 and {count for _, count in rows} == {2}
+    [item] = await inbox(h, users[-1])
+    assert item["title"] in ("王五、李四等 2 人赞了你的文章", "李四、王五等 2 人赞了你的文章")  # the jobs' order

@@ -135,3 +135,11 @@ def test_the_key_is_rendered_from_the_data() -> None:
 )
 def test_key_templates_checked_when_the_type_is_saved(template: str, ok: bool) -> None:
     assert (key_problem(template) is None) == ok
+
+
+def test_an_item_keeps_an_actors_plain_fields_only() -> None:
+    hostile = {"id": "u1", "name": "张三", "avatar": "https://x/a.png", "bio": "x" * 5000, "deep": {"a": [1] * 10**4}}
+    hostile.update({f"k{i}": i for i in range(50)})
+    [kept] = merge_actors(None, hostile)
+    assert kept == {"id": "u1", "name": "张三", "avatar": "https://x/a.png", **{f"k{i}": i for i in range(7)}}
+    assert merge_actors([kept], {"id": "u1", "name": "新名字"}) == [{"id": "u1", "name": "新名字"}]

@@ -27,6 +27,8 @@ COUNT, ACTORS = "count", "actors"
 MERGE_VARIABLES = (COUNT, ACTORS)
 MAX_ACTORS = 5
 """The most actors an item keeps (the newest)."""
+MAX_ACTOR_FIELDS = 10
+MAX_ACTOR_TEXT = 1000
 _CJK_LOCALES = ("zh", "ja")
 
 
@@ -76,12 +78,27 @@ def _identity(actor: Mapping[str, Any]) -> str:
     return "json:" + json.dumps(actor, sort_keys=True, ensure_ascii=False, default=str)
 
 
+def actor_summary(actor: Mapping[str, Any]) -> dict[str, Any]:
+    """What an item keeps of an actor: its first ``MAX_ACTOR_FIELDS`` fields with a plain value
+    (text up to ``MAX_ACTOR_TEXT`` characters, a number, a boolean, null). A trigger's actor may be
+    any object up to the request's size; an item keeps five of them, and every feed page shows them."""
+    kept: dict[str, Any] = {}
+    for key, value in actor.items():
+        if len(kept) == MAX_ACTOR_FIELDS:
+            break
+        if isinstance(value, str) and len(value) > MAX_ACTOR_TEXT:
+            continue
+        if value is None or isinstance(value, str | int | float | bool):
+            kept[str(key)] = value
+    return kept
+
+
 def merge_actors(previous: Sequence[Any] | None, actor: Any, limit: int = MAX_ACTORS) -> list[dict[str, Any]]:
     """The item's actors after an event by ``actor`` (None: the event names nobody): newest first,
-    each actor once, at most ``limit``."""
+    each actor once (``actor_summary``), at most ``limit``."""
     kept = [dict(a) for a in previous or () if isinstance(a, Mapping)]
     if isinstance(actor, Mapping):
-        new = dict(actor)
+        new = actor_summary(actor)
         kept = [new] + [a for a in kept if _identity(a) != _identity(new)]
     return kept[:limit]
 

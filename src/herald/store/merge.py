@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from herald.store.tables import deliveries, inbox_items
 from herald.store.types import UTCDateTime
 
+_BATCH = 500
+"""Rows per statement: 22 parameters each, well under both databases' limit (32,767) per statement."""
 _ROUNDS = 4
 """Insert, release what was stale, insert again: a second round only ever follows a release, and
 each release is of an item no longer open, so more than a couple of rounds means a bug."""
@@ -101,10 +103,8 @@ async def upsert_items(conn: AsyncConnection, rows: Sequence[dict[str, Any]], *,
     placed: dict[str, Placed] = {}
     dialect = conn.dialect.name
     for _ in range(_ROUNDS):
-        # SQLite returns no rows from a multi-row upsert's conflicts in a form we can match: one
-        # statement per row there (a single writer, in process); PostgreSQL takes them all at once.
-        batches = [pending] if dialect == "postgresql" else [[r] for r in pending]
-        for batch in batches:
+        for start in range(0, len(pending), _BATCH):
+            batch = pending[start : start + _BATCH]
             for item_id, user_id, owner, count, actors in await conn.execute(_upsert(dialect, batch)):
                 placed[user_id] = Placed(user_id, item_id, owner, int(count), actors)
         pending = [r for r in pending if r["user_id"] not in placed]
