@@ -73,3 +73,24 @@ async def test_labels_come_from_the_closed_list_only(harness: Harness) -> None:
     assert counts[("skipped", "quiet_hours")] >= 1 and counts[("pending", "quiet_hours")] >= 1
     assert counts[("skipped", "other")] >= 1
     assert {reason for _, reason in counts} <= REASON_CODES | {"other"}
+
+
+async def test_rows_written_already_settled_are_counted_too(harness: Harness) -> None:
+    """In-app lines decided at trigger time never reach the worker's settling: a recipient who
+    turned the inbox off (skipped, preference), an item taken over by a merge (delivered, merged)."""
+    h = harness
+    await h.put_type("post.liked", ["inapp"], {"inapp": {"title": "${count} 人赞了你的文章"}})
+    r = await h.client.put(
+        "/v1/notification-types/post.liked",
+        json={"channels": ["inapp"], "merge": {"key": "${post}", "window_seconds": 3600}},
+        headers=h.admin(),
+    )
+    assert r.status_code in (200, 201), r.text
+    r = await h.client.put("/v1/me/preferences", json={"channels": {"inapp": False}}, headers=h.user("quiet"))
+    assert r.status_code == 200, r.text
+    before = await reason_counts(h)
+    for actor in ("a", "b"):
+        r = await h.trigger({"type": "post.liked", "to": ["alice", "quiet"], "data": {"post": "p1", "who": actor}})
+        assert r.status_code == 202, r.text
+    await h.drain()
+    assert delta(await reason_counts(h), before) == {("skipped", "preference"): 2, ("delivered", "merged"): 1}

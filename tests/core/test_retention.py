@@ -10,7 +10,15 @@ from hypothesis import strategies as st
 
 from herald.core.enums import DeliveryStatus
 from herald.core.outcomes import REASON_CODES, FailReason, Outcome, reason_label
-from herald.core.retention import MAX_PAUSE_SECONDS, Purge, Retention, pause_after
+from herald.core.retention import (
+    BATCH_TARGET_SECONDS,
+    MAX_PAUSE_SECONDS,
+    MIN_BATCH,
+    Purge,
+    Retention,
+    next_batch_size,
+    pause_after,
+)
 from herald.core.rules import SkipReason
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
@@ -92,3 +100,23 @@ def test_a_reason_label_is_from_a_closed_set(reason: str | None) -> None:
 def test_every_reason_code_is_a_label() -> None:
     assert {r.value for r in SkipReason} <= REASON_CODES
     assert {FailReason.ATTEMPTS_EXHAUSTED, FailReason.PROVIDER_REFUSED, FailReason.ERROR} <= REASON_CODES
+
+
+@given(
+    st.integers(min_value=1, max_value=10_000),
+    st.integers(min_value=1, max_value=10_000),
+    st.floats(min_value=0, max_value=100, allow_nan=False),
+)
+def test_a_slow_batch_makes_the_next_smaller_and_a_quick_one_larger(current: int, most: int, took: float) -> None:
+    size = next_batch_size(current, took, most=most)
+    assert min(MIN_BATCH, most) <= size <= most
+    if took > BATCH_TARGET_SECONDS and current <= most:
+        assert size <= current or size == min(MIN_BATCH, most)
+    if took < BATCH_TARGET_SECONDS / 2 and current <= most:
+        assert size == min(most, 2 * current) or size == min(MIN_BATCH, most)
+
+
+def test_a_batch_four_times_too_slow_is_cut_to_a_quarter() -> None:
+    assert next_batch_size(1000, BATCH_TARGET_SECONDS * 4, most=1000) == 250
+    assert next_batch_size(250, BATCH_TARGET_SECONDS / 4, most=1000) == 500
+    assert next_batch_size(800, BATCH_TARGET_SECONDS * 0.8, most=1000) == 800

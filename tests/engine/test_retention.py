@@ -23,7 +23,15 @@ from herald.engine import retention
 from herald.engine.worker import Worker
 from herald.store import jobs as job_store
 from herald.store import retention as retention_store
-from herald.store.tables import deliveries, delivery_attempts, idempotency_keys, inbox_items, jobs, notifications
+from herald.store.tables import (
+    deliveries,
+    delivery_attempts,
+    idempotency_keys,
+    inbox_items,
+    inbox_responses,
+    jobs,
+    notifications,
+)
 from herald.store.types import utcnow
 from tests.conftest import Harness, make_settings, running_harness
 
@@ -218,3 +226,22 @@ def test_idempotency_retention_is_zero_or_at_least_the_replay_window(hours: int)
         Settings(retention_idempotency_hours=hours)
     assert Settings(retention_idempotency_hours=0).retention_idempotency_hours == 0
     assert Settings(retention_idempotency_hours=24).retention_idempotency_hours == 24
+
+
+async def test_the_answers_to_a_purged_notification_go_with_it(h: Harness) -> None:
+    actions = [{"id": "confirm", "label": "确认"}]
+    old, young = [await trigger(h, user, 1, actions=actions) for user in ("erin", "fay")]
+    for user in ("erin", "fay"):
+        (item,) = (await h.client.get("/v1/me/inbox", headers=h.user(user))).json()["items"]
+        r = await h.client.post(f"/v1/me/inbox/{item['id']}/actions/confirm", json={}, headers=h.user(user))
+        assert r.status_code in (200, 201), r.text
+    await h.drain()
+    assert await count(h, inbox_responses) == 2
+    await age(h, deliveries, deliveries.c.notification_id == old, updated_at=8)
+    await age(h, notifications, notifications.c.id == old, created_at=8)
+    purged, _ = await retention.purge(h.herald, budget_seconds=60)
+    assert purged[Purge.NOTIFICATIONS] == 1
+    assert (await h.client.get(f"/v1/notifications/{old}", headers=h.reader())).status_code == 404
+    assert await count(h, inbox_responses, inbox_responses.c.notification_id == old) == 0
+    r = await h.client.get(f"/v1/notifications/{young}", headers=h.reader())
+    assert [a["user_id"] for a in r.json()["responses"]] == ["fay"]

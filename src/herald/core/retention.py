@@ -11,6 +11,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 MAX_PAUSE_SECONDS = 1.0
+BATCH_TARGET_SECONDS = 0.05
+"""The longest a batch should take: it holds its row locks (on SQLite, the one writer's lock) that
+long, and a trigger may wait behind it."""
+MIN_BATCH = 10
 
 
 class Purge(StrEnum):
@@ -69,3 +73,16 @@ def pause_after(batch_seconds: float) -> float:
     half of the database's time for the purge, whatever the batch cost), capped, so that the
     writes of triggers and workers always find a gap between two batches."""
     return min(MAX_PAUSE_SECONDS, max(0.005, batch_seconds))
+
+
+def next_batch_size(current: int, took: float, *, most: int, target: float = BATCH_TARGET_SECONDS) -> int:
+    """The size of the next batch after one of ``current`` rows took ``took`` seconds: cut in
+    proportion when it took longer than ``target`` (a batch of large rows, a busy database),
+    doubled up to ``most`` when it took less than half of it."""
+    if took > target:
+        size = int(current * target / took)
+    elif took < target / 2:
+        size = current * 2
+    else:
+        size = current
+    return max(min(MIN_BATCH, most), min(most, size))

@@ -16,6 +16,7 @@ from herald.core.ids import new_ids
 from herald.core.links import safe_links
 from herald.core.locales import pick_locale
 from herald.core.templates import has_recipient_fields, render_for_recipient
+from herald.engine import metrics
 from herald.engine.preferences import skipped_inapp_rows
 from herald.store import deliveries as delivery_store
 from herald.store import inbox as inbox_store
@@ -67,6 +68,7 @@ async def expand_chunk(
         rows += skipped_inapp_rows(notification, skipped, now=now, expires_at=expires_at)
     if rows:
         await delivery_store.insert_deliveries(conn, rows)
+        metrics.count_written(rows)
     return len(recipients)
 
 

@@ -41,6 +41,7 @@ from herald.core.templates import (
     render_for_recipient,
     uses_variables,
 )
+from herald.engine import metrics
 from herald.engine.expand import INAPP, MERGE, _inbox_variant
 from herald.store import merge as merge_store
 from herald.store import users as user_store
@@ -156,7 +157,9 @@ async def write_items(
         renders = sum(1 for r, _ in merged if r.locale in spec.sources)
         updates = await _maybe_in_thread(renders, _merged_updates, notification, spec, merged)
         await merge_store.update_merged(conn, updates)
-        await merge_store.record_superseded(conn, _superseded(notification, merged, now))
+        superseded = _superseded(notification, merged, now)
+        await merge_store.record_superseded(conn, superseded)
+        metrics.count_written(superseded)
     return len(merged)
 
 

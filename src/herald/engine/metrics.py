@@ -8,6 +8,7 @@ metrics are module attributes made on first access (PEP 562 ``__getattr__``), th
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from herald.core.outcomes import reason_label
@@ -86,6 +87,15 @@ def count_reason(status: str, reason: str | None, n: int = 1) -> None:
     _define()
     counter: Counter = globals()["delivery_reasons"]
     counter.labels(status, reason_label(reason)).inc(n)
+
+
+def count_written(rows: Iterable[Mapping[str, Any]]) -> None:
+    """Count the delivery rows written already settled with a reason (an in-app line skipped at
+    trigger time for a preference, one superseded by a merge): the worker never claims them, so
+    its settling, which counts the others, never sees them."""
+    for row in rows:
+        if row.get("reason") is not None and row.get("status") not in ("pending", "sending"):
+            count_reason(row["status"], row["reason"])
 
 
 def exposition() -> tuple[bytes, str]:

@@ -5,9 +5,10 @@ Why a job: the jobs table's lease makes one worker at a time run it, however man
 and a worker that dies mid-purge loses nothing (the next run starts again from the oldest rows).
 Every worker's housekeeping makes sure the job exists (``schedule``); a run purges for at most
 ``RUN_SECONDS``, then hands the job back, due at once while old rows remain, else after
-``IDLE_SECONDS``. Each batch (``HERALD_RETENTION_BATCH_SIZE`` rows, 1,000 by default) is its own
-short transaction, and the purge rests between batches (``core.retention.pause_after``), so
-triggers and sends are never held behind it for longer than one batch.
+``IDLE_SECONDS``. Each batch (at most ``HERALD_RETENTION_BATCH_SIZE`` rows, 1,000 by default, fewer
+when a batch takes longer than ``core.retention.BATCH_TARGET_SECONDS``) is its own short
+transaction, and the purge rests between batches (``core.retention.pause_after``), so triggers and
+sends are never held behind it for longer than one short batch.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from herald.core.retention import Purge, Retention, pause_after
+from herald.core.retention import Purge, Retention, next_batch_size, pause_after
 from herald.engine import metrics
 from herald.engine.fanout import LostLease
 from herald.engine.service import Herald
@@ -67,16 +68,15 @@ async def schedule(herald: Herald, conn: AsyncConnection, now: datetime) -> None
         await retention_store.schedule_job(conn, JOB_ID, KIND, run_at=run_at, now=now)
 
 
-async def purge(
-    herald: Herald, *, budget_seconds: float, now: datetime | None = None
-) -> tuple[dict[Purge, int], bool]:
+async def purge(herald: Herald, *, budget_seconds: float, now: datetime | None = None) -> tuple[dict[Purge, int], bool]:
     """Purge batch after batch, kind after kind, until nothing is left to purge or the budget is
     spent: the rows deleted per kind, and whether some may be left (the budget ran out)."""
     plan = retention_of(herald).plan(now or utcnow(), replay_window=idempotency_store.TTL)
-    batch = herald.settings.retention_batch_size
+    most = herald.settings.retention_batch_size
     started = time.monotonic()
     purged: dict[Purge, int] = {}
     for kind, before in plan:
+        batch = most
         while True:
             clock = time.monotonic()
             async with herald.db.write() as conn:
@@ -87,6 +87,7 @@ async def purge(
                 metrics.retention_purged_rows.labels(kind.value).inc(n)
             if n < batch:
                 break  # this kind is done: on to the next
+            batch = next_batch_size(batch, took, most=most)
             if time.monotonic() - started + pause_after(took) >= budget_seconds:
                 _log(purged, time.monotonic() - started, more=True)
                 return purged, True

@@ -524,6 +524,7 @@ async def write_prepared(herald: Herald, conn: AsyncConnection, prepared: Sequen
         )
     if deliveries:
         await delivery_store.insert_deliveries(conn, deliveries)
+        metrics.count_written(deliveries)
     for p in prepared:
         if not p.inline:
             await _enqueue_fanout(conn, p, now)

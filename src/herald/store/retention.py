@@ -14,7 +14,16 @@ from sqlalchemy import and_, delete, exists, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald.store.dialect import upsert
-from herald.store.tables import deliveries, idempotency_keys, inbox_items, jobs, notifications
+from herald.store.tables import (
+    deliveries,
+    digests,
+    idempotency_keys,
+    inbox_items,
+    inbox_responses,
+    jobs,
+    notifications,
+    schedules,
+)
 
 LIVE_DELIVERY = ("pending", "sending")
 """Never purged, whatever their age: the work queue."""
@@ -45,21 +54,30 @@ async def purge_deliveries(conn: AsyncConnection, *, before: datetime, limit: in
 
 async def purge_notifications(conn: AsyncConnection, *, before: datetime, limit: int) -> int:
     """Notifications created before ``before`` that no delivery refers to any longer (those of
-    the deliveries age went first), and that are not still to be sent. Their inbox items keep
-    their own copy of the content and live by the inbox's age."""
+    the deliveries age went first), and that are not still to be sent, with the users' answers to
+    their actions and, for a digest's own notification, the digest. Their inbox items keep their
+    own copy of the content and live by the inbox's age."""
     some_delivery = exists().where(deliveries.c.notification_id == notifications.c.id)
     purgeable = and_(notifications.c.status.not_in(KEPT_NOTIFICATION), ~some_delivery)
     oldest = select(notifications.c.id).where(notifications.c.created_at < before, purgeable)
     oldest = oldest.order_by(notifications.c.created_at).limit(limit)
     result = await conn.execute(
-        delete(notifications).where(notifications.c.id.in_(oldest.scalar_subquery()), purgeable)
+        delete(notifications)
+        .where(notifications.c.id.in_(oldest.scalar_subquery()), purgeable)
+        .returning(notifications.c.id)
     )
-    return int(result.rowcount)
+    purged = [r[0] for r in result]
+    if purged:  # what exists only for these notifications goes with them (each by its notification index)
+        await conn.execute(delete(inbox_responses).where(inbox_responses.c.notification_id.in_(purged)))
+        await conn.execute(delete(digests).where(digests.c.notification_id.in_(purged)))  # events: CASCADE
+    return len(purged)
 
 
 async def purge_finished_jobs(conn: AsyncConnection, *, before: datetime, limit: int) -> int:
-    """Background jobs that finished (done or failed) before ``before`` (``ix_jobs_finished``)."""
-    finished = jobs.c.status.in_(FINISHED_JOB)
+    """Background jobs that finished (done or failed) before ``before`` (``ix_jobs_finished``),
+    but never a recurring schedule's job: a failed one is re-armed (``store.schedules``)."""
+    of_a_schedule = exists().where(schedules.c.job_id == jobs.c.id)
+    finished = and_(jobs.c.status.in_(FINISHED_JOB), ~of_a_schedule)
     oldest = select(jobs.c.id).where(finished, jobs.c.updated_at < before).order_by(jobs.c.updated_at).limit(limit)
     result = await conn.execute(delete(jobs).where(jobs.c.id.in_(oldest.scalar_subquery()), finished))
     return int(result.rowcount)
