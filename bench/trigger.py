@@ -99,6 +99,27 @@ async def build_database(url: str, n_users: int) -> str:
         await engine.dispose()
 
 
+async def add_inapp_opt_outs(url: str, count: int) -> None:
+    """``count`` users outside the recipients who turned the inbox off for the bench type, as
+    ``PUT /v1/me/preferences`` stores it: the trigger can no longer skip the read of its recipients'
+    in-app choices, and every recipient still gets their item."""
+    from herald.core.preferences import Choice, Preferences, inapp_choices
+    from herald.engine.preferences import CATEGORIES
+    from herald.store import preferences as preference_store
+    from herald.store import users as user_store
+
+    prefs = Preferences(types={TYPE_KEY: Choice(channels={"inapp": False})})
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            for i in range(count):
+                await user_store.ensure_users(conn, [f"optout{i:07d}"])
+                choices = inapp_choices(prefs, CATEGORIES)
+                await preference_store.put_document(conn, f"optout{i:07d}", prefs, choices, datetime.now(UTC))
+    finally:
+        await engine.dispose()
+
+
 def user_id(i: int) -> str:
     return f"user{i:07d}"
 
@@ -430,6 +451,13 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="100,1000", help="entries per batch ('' to skip batches)")
     parser.add_argument("--batch-concurrency", type=int, default=2, help="batches in flight")
     parser.add_argument("--profile", help="cProfile Herald's server to this file and print its top functions")
+    parser.add_argument(
+        "--inapp-opt-outs",
+        type=int,
+        default=0,
+        help="users (besides the recipients) who turned the inbox off for the type: each trigger then reads"
+        " its recipients' in-app choices (docs/preferences.md)",
+    )
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--serve-floor", help=argparse.SUPPRESS)
     parser.add_argument("--profile-out", help=argparse.SUPPRESS)
@@ -460,6 +488,8 @@ def main() -> None:
     ceilings: dict[str, float] = {}
     try:
         key = asyncio.run(build_database(url, args.users))
+        if args.inapp_opt_outs:
+            asyncio.run(add_inapp_opt_outs(url, args.inapp_opt_outs))
         proc, base = start_server(url, profile=args.profile)
         floor_proc, floor = start_server(url, floor=True)
         herald_headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
