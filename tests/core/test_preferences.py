@@ -242,3 +242,31 @@ def test_the_timezone_of_quiet_hours() -> None:
     assert quiet_timezone(unnamed, "Europe/Paris", "UTC") == "Europe/Paris"
     assert quiet_timezone(unnamed, None, "America/Santiago") == "America/Santiago"
     assert quiet_timezone(unnamed, "Not/AZone", "UTC") == "UTC"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+near_documents = st.fixed_dictionaries(
+    {},
+    optional={
+        "channels": st.dictionaries(st.sampled_from([*CHANNELS, "fax"]), json_values, max_size=3),
+        "categories": st.dictionaries(st.sampled_from([*CATEGORIES, "marketing"]), json_values, max_size=3),
+        "types": st.dictionaries(st.sampled_from([*TYPES, "", "bad key"]), json_values, max_size=3),
+        "quiet_hours": json_values | st.fixed_dictionaries({"start": json_values, "end": json_values}),
+    },
+)
+
+
+@settings(max_examples=400)
+@given(json_values | near_documents)
+def test_any_json_is_either_preferences_or_named_problems(document: Any) -> None:
+    """Whatever a client sends, the answer is preferences or problems naming fields, never an exception."""
+    prefs, problems = parse_preferences(document, channels=CHANNELS, categories=CATEGORIES)
+    assert all(isinstance(f, str) and f and isinstance(m, str) and m for f, m in problems)
+    if not problems:
+        again, none = parse_preferences(prefs.as_json(), channels=CHANNELS, categories=CATEGORIES)
+        assert none == [] and again == prefs
+    stored_preferences(document)  # the lenient reader never fails either

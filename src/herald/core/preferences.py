@@ -212,7 +212,7 @@ def parse_preferences(
         return NO_PREFERENCES, [("body", "must be a JSON object")]
     for key in document:
         if key not in SECTIONS:
-            problems.add(str(key), f"unknown field; a preferences document has {', '.join(SECTIONS)}")
+            problems.add(str(key) or "body", f"unknown field {key!r}; a preferences document has {', '.join(SECTIONS)}")
     prefs = Preferences(
         channels=_switches(document.get("channels"), "channels", channels, problems),
         categories=_choices(document.get("categories"), "categories", channels, problems, categories=categories),
