@@ -43,6 +43,7 @@ from herald.config import Settings
 from herald.engine.service import Herald
 from herald.engine.worker import Worker
 from herald.logs import install_redaction
+from herald.web import console as web_console
 from herald.web.widget import widget_router
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     realtime_api.install(app, herald)  # GET /v1/me/events (SSE), /v1/me/ws (WebSocket)
     app.include_router(channel_routes.channel_router(herald.channels))
     app.include_router(widget_router())  # /static/herald-inbox.js
+    web_console.install(app)  # /console: the admin console (docs/console.md)
     if demo:  # imported only for it
         from herald.web import demo as web_demo
 

@@ -171,6 +171,13 @@ async def _prepare(settings: Settings, demo: bool) -> None:
                 echo(f"alice's user token: {seed.token}", err=True)
                 echo(f"  curl -H 'Authorization: Bearer {seed.token}' {base}/v1/me/inbox", err=True)
             echo(f"Open {base}/demo to see the inbox widget light up.", err=True)
+            from herald.web.demo import DEMO_ADMIN, ensure_demo_admin
+
+            password = await ensure_demo_admin(herald)
+            if password:
+                echo(f"Console: {base}/console, user {DEMO_ADMIN!r}, password (shown once): {password}", err=True)
+            else:
+                echo(f"Console: {base}/console (console accounts exist already: log in with one)", err=True)
     finally:
         await herald.close()
 

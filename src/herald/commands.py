@@ -10,12 +10,14 @@ import typer
 
 from herald import __version__, cli
 from herald.cli import _migrate_apart, _refuse_missing_sqlite, _run, _start
+from herald.commands_admin import admin_app
 from herald.config import Settings
 from herald.engine.tokens import MAX_EXPIRES_IN
 
 app = typer.Typer(help="Herald, a self-hosted notification platform (消息通知系统).", no_args_is_help=True)
 apikey_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(apikey_app, name="apikey")
+app.add_typer(admin_app, name="admin")  # console accounts (commands_admin.py)
 
 HostOption = Annotated[str | None, typer.Option(help="Bind address (HERALD_HOST).")]
 PortOption = Annotated[int | None, typer.Option(help="Port, 1-65535 (HERALD_PORT).", min=1, max=65535)]

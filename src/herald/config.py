@@ -106,6 +106,18 @@ class Settings(BaseSettings):
     /v1/me/conversations… and /v1/me/blocks… answer 404."""
     direct_message_max_chars: int = Field(default=4000, ge=1, le=100_000)
     """The longest body of a direct message, in characters (Unicode code points)."""
+    # The admin console (docs/console.md)
+    console_session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    """A console session unused for this long has expired: its owner logs in again."""
+    console_session_max_hours: int = Field(default=12, ge=1, le=30 * 24)
+    """A console session ends this long after its login, however busy."""
+    console_login_max_failures: int = Field(default=5, ge=1, le=1000)
+    """Failed console logins for one username within the lockout window, after which that username
+    must wait (429) until the oldest of them leaves the window."""
+    console_login_max_failures_per_address: int = Field(default=20, ge=1, le=100_000)
+    """The same for one client address, whatever usernames it tries."""
+    console_login_lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    """The window the failed logins are counted in."""
 
     @field_validator("database_url")
     @classmethod

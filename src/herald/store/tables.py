@@ -582,3 +582,58 @@ conversation_reads = Table(
 
 # -- 0018 retention --
 # No table: indexes on inbox_items, deliveries, notifications and jobs (in their definitions above).
+
+# -- 0019 console --
+# People who log in to /console (issue 10): neither API keys nor recipients. ``role`` is
+# viewer | operator | admin (core/console.py); the password is an argon2id hash (core/passwords.py).
+console_accounts = Table(
+    "console_accounts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("username", String(200), nullable=False, unique=True),
+    Column("role", String(20), nullable=False),
+    Column("password_hash", String(200), nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_login_at", UTCDateTime),
+)
+
+# Server-side sessions: ``id`` is the SHA-256 of the cookie's random token (a leaked table grants no
+# session); every process behind a load balancer reads the same rows.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column(
+        "account_id", String(40), ForeignKey("console_accounts.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+)
+
+# Failed logins within the throttle's window, keyed ``user:<username>`` or ``addr:<client address>``.
+console_login_failures = Table(
+    "console_login_failures",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("key", String(300), nullable=False),
+    Column("failed_at", UTCDateTime, nullable=False),
+    Index("ix_console_login_failures_key", "key", "failed_at"),
+)
+
+# Every change made through the console (and the ``herald admin`` commands): who, what, when. The
+# id is time-sortable, so the log is listed newest first by id alone. ``details`` never holds a secret.
+console_audit = Table(
+    "console_audit",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor_id", String(40)),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(100), nullable=False),
+    Column("target", String(300)),
+    Column("details", JSONType, nullable=False),
+    Index("ix_console_audit_actor", "actor", "id"),
+    Index("ix_console_audit_action", "action", "id"),
+)

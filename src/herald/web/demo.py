@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import random
+import secrets
 from datetime import datetime
 from importlib.resources import files
 
@@ -44,6 +45,26 @@ def demo_token(herald: Herald) -> tuple[str, datetime]:
 def render_page(token: str) -> str:
     page = files("herald.web").joinpath("templates", "demo.html").read_text(encoding="utf-8")
     return page.replace("{{token}}", html.escape(token, quote=True)).replace("{{user}}", html.escape(DEMO_USER))
+
+
+DEMO_ADMIN = "admin"
+
+
+async def ensure_demo_admin(herald: Herald) -> str | None:
+    """A console admin named ``admin`` with a new random password, returned to be printed once,
+    when the database has no console account at all (a restart with ``--demo`` creates nothing)."""
+    from herald.core.console import Role
+    from herald.core.passwords import hash_password
+    from herald.store import console as console_store
+
+    password = secrets.token_urlsafe(12)
+    encoded = hash_password(password)
+    async with herald.db.write() as conn:
+        if await console_store.count_accounts(conn):
+            return None
+        account = await console_store.create_account(conn, DEMO_ADMIN, Role.ADMIN, encoded)
+        await console_store.audit(conn, "demo", "account.create", DEMO_ADMIN, {"role": "admin", "id": account.id})
+    return password
 
 
 @router.get("/demo")

@@ -1,0 +1,82 @@
+"""The admin console (管理后台): server-rendered pages under ``/console`` (docs/console.md).
+
+What a page is made of (the interface page-builders use):
+
+- a router module in this package, its routes taking ``Viewer``, ``Operator`` or ``Admin``
+  (``auth.py``): the session, CSRF and role checks are done before the route's code runs, and the
+  route gets a ``Console`` (``console.account``, ``console.herald``, ``console.form``, ``console.t``);
+- ``render(console, "page.html", title="key", nav="key", **values)`` (``render.py``): a template in
+  ``web/templates/console/`` extending ``base.html``; autoescaped; ``{{ csrf }}`` in every POST form;
+- ``redirect(path, notice="notice.key")`` after a change (303, the notice shown on the next page);
+- ``audit(conn, console.account, "thing.verb", target, {details})`` (``store/console.py``) in the
+  transaction that makes the change;
+- its words in both catalogues of ``i18n.py``; its entry in ``nav.py``; its router in ``ROUTERS``.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from herald.core.console import Role
+from herald.store.console import audit
+from herald.web.console import accounts, audit_log, dashboard, login, static, trace
+from herald.web.console.auth import (
+    Admin,
+    Console,
+    ConsoleDenied,
+    LoginRequired,
+    Operator,
+    Viewer,
+    console_of,
+    login_url,
+    require_console,
+)
+from herald.web.console.render import redirect, render, secured
+
+__all__ = [
+    "Admin",
+    "Console",
+    "ConsoleDenied",
+    "Operator",
+    "Role",
+    "Viewer",
+    "audit",
+    "install",
+    "redirect",
+    "render",
+    "require_console",
+]
+
+ROUTERS = (static.router, login.router, dashboard.router, accounts.router, audit_log.router, trace.router)
+
+
+async def _denied(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ConsoleDenied)
+    console = console_of(request)
+    try:  # the error page shows the navigation when the visitor is logged in
+        from herald.store.types import utcnow
+        from herald.web.console.auth import current_session
+
+        console.session = await current_session(request, console.herald, utcnow())
+    except LoginRequired:
+        console.session = None
+    response = render(
+        console, "error.html", status=exc.status, title="error.title", message=console.t(exc.message, **exc.params)
+    )
+    response.headers.update(exc.headers)
+    return response
+
+
+async def _login_required(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LoginRequired)
+    return secured(redirect(login_url(exc.next_path, exc.reason)))
+
+
+def install(app: FastAPI) -> None:
+    """The console's routes, its error pages and the dashboard's cache, on ``app``."""
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_exception_handler(ConsoleDenied, _denied)
+    app.add_exception_handler(LoginRequired, _login_required)
+    dashboard.install_state(app)
