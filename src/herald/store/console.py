@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald.core.console import Role, redacted
@@ -272,14 +272,15 @@ async def list_audit(
     conn: AsyncConnection,
     *,
     limit: int,
-    before_id: str | None = None,
+    before: tuple[datetime, str] | None = None,
     actor: str | None = None,
     action: str | None = None,
 ) -> list[AuditEntry]:
-    """Entries newest first, older than ``before_id`` when given, of one actor and/or one action."""
-    query = select(console_audit).order_by(console_audit.c.id.desc()).limit(limit)
-    if before_id is not None:
-        query = query.where(console_audit.c.id < before_id)
+    """Entries newest first, older than ``before`` (an entry's ``(at, id)``) when given, of one actor
+    and/or one action."""
+    query = select(console_audit).order_by(console_audit.c.at.desc(), console_audit.c.id.desc()).limit(limit)
+    if before is not None:
+        query = query.where(tuple_(console_audit.c.at, console_audit.c.id) < tuple_(*before))
     if actor is not None:
         query = query.where(console_audit.c.actor == actor)
     if action is not None:

@@ -604,9 +604,7 @@ console_sessions = Table(
     "console_sessions",
     metadata,
     Column("id", String(64), primary_key=True),
-    Column(
-        "account_id", String(40), ForeignKey("console_accounts.id", ondelete="CASCADE"), nullable=False, index=True
-    ),
+    Column("account_id", String(40), ForeignKey("console_accounts.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("csrf_token", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("last_seen_at", UTCDateTime, nullable=False),
@@ -622,8 +620,8 @@ console_login_failures = Table(
     Index("ix_console_login_failures_key", "key", "failed_at"),
 )
 
-# Every change made through the console (and the ``herald admin`` commands): who, what, when. The
-# id is time-sortable, so the log is listed newest first by id alone. ``details`` never holds a secret.
+# Every change made through the console (and the ``herald admin`` commands): who, what, when; listed
+# newest first by (at, id), whole or by actor or action. ``details`` never holds a secret.
 console_audit = Table(
     "console_audit",
     metadata,
@@ -634,6 +632,7 @@ console_audit = Table(
     Column("action", String(100), nullable=False),
     Column("target", String(300)),
     Column("details", JSONType, nullable=False),
-    Index("ix_console_audit_actor", "actor", "id"),
-    Index("ix_console_audit_action", "action", "id"),
+    Index("ix_console_audit_at", "at", "id"),
+    Index("ix_console_audit_actor", "actor", "at", "id"),
+    Index("ix_console_audit_action", "action", "at", "id"),
 )

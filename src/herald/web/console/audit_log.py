@@ -1,5 +1,5 @@
 """``GET /console/audit``: the audit log (admins only), newest first, 50 a page, filtered by who
-(``actor``) and by ``action``; ``before`` is the id of the last entry of the previous page."""
+(``actor``) and by ``action``; ``before`` is the opaque cursor of the last entry of the previous page."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from herald.core.cursor import BadCursor, decode_cursor, encode_cursor
 from herald.core.inputs import text_problem
 from herald.store import console as console_store
 from herald.web.console.auth import Admin
@@ -33,11 +34,13 @@ def details_text(details: dict[str, Any]) -> str:
 async def audit_page(console: Admin) -> Response:
     actor = _param(console, "actor", 200)
     action = _param(console, "action", 100)
-    before = _param(console, "before", 40)
+    cursor = _param(console, "before", 400)
+    try:
+        before = decode_cursor(cursor) if cursor else None
+    except BadCursor:  # a cursor this page did not make: the first page
+        before = None
     async with console.herald.db.read() as conn:
-        entries = await console_store.list_audit(
-            conn, limit=PAGE_SIZE + 1, before_id=before, actor=actor, action=action
-        )
+        entries = await console_store.list_audit(conn, limit=PAGE_SIZE + 1, before=before, actor=actor, action=action)
         actions = await console_store.audit_actions(conn)
     query = {k: v for k, v in (("actor", actor), ("action", action)) if v}
     return render(
@@ -46,7 +49,7 @@ async def audit_page(console: Admin) -> Response:
         title="audit.title",
         nav="audit",
         entries=entries[:PAGE_SIZE],
-        older=entries[PAGE_SIZE - 1].id if len(entries) > PAGE_SIZE else None,
+        older=encode_cursor(entries[PAGE_SIZE - 1].at, entries[PAGE_SIZE - 1].id) if len(entries) > PAGE_SIZE else None,
         paged=before is not None,
         actor=actor or "",
         action=action or "",

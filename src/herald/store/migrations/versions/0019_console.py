@@ -7,7 +7,7 @@ Console accounts are people who log in to ``/console`` with a username and passw
 keys nor recipients. Sessions are kept in the database (the cookie holds a random token, the row
 its SHA-256) so that every API process behind a load balancer knows them. Failed logins are kept
 for the throttle, each row keyed by the username or the client address it counts against. The
-audit log is append-only; it is listed newest first by its time-sortable id.
+audit log is append-only; it is listed newest first by time (``at``, then ``id``).
 """
 
 from collections.abc import Sequence
@@ -79,14 +79,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_console_audit")),
     )
     with op.batch_alter_table("console_audit", schema=None) as batch_op:
-        batch_op.create_index("ix_console_audit_actor", ["actor", "id"], unique=False)
-        batch_op.create_index("ix_console_audit_action", ["action", "id"], unique=False)
+        batch_op.create_index("ix_console_audit_at", ["at", "id"], unique=False)
+        batch_op.create_index("ix_console_audit_actor", ["actor", "at", "id"], unique=False)
+        batch_op.create_index("ix_console_audit_action", ["action", "at", "id"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("console_audit", schema=None) as batch_op:
         batch_op.drop_index("ix_console_audit_action")
         batch_op.drop_index("ix_console_audit_actor")
+        batch_op.drop_index("ix_console_audit_at")
     op.drop_table("console_audit")
     with op.batch_alter_table("console_login_failures", schema=None) as batch_op:
         batch_op.drop_index("ix_console_login_failures_key")
