@@ -26,7 +26,7 @@ from herald.web.console.render import render
 WINDOW = timedelta(hours=24)
 CACHE_SECONDS = 15.0
 FAILURES_SHOWN = 20
-STATUS_ORDER = ("sent", "delivered", "failed", "skipped", "expired", "cancelled")
+STATUS_ORDER = ("sent", "delivered", "undelivered", "failed", "skipped", "expired", "cancelled")
 
 router = APIRouter(include_in_schema=False)
 
