@@ -195,6 +195,11 @@ async def test_a_new_password_replaces_the_old_and_ends_the_accounts_sessions(ha
 
 
 async def test_an_unknown_account_is_a_404_page(harness: Harness) -> None:
+    anonymous = await harness.client.get("/console/no/such/page", headers={"Accept-Language": "en"})
+    assert anonymous.status_code == 404 and "text/html" in anonymous.headers["content-type"]
+    assert "Not found." in anonymous.text and 'href="/console/login"' in anonymous.text
+    slash = await harness.client.get("/console/")
+    assert slash.status_code == 303 and slash.headers["location"] == "/console"
     token = await logged_in(harness.client, harness.herald, "alice")
     assert (await harness.client.get("/console/accounts/cac_nope")).status_code == 404
     r = await harness.client.post("/console/accounts/cac_nope/disable", data={"csrf_token": token})

@@ -15,7 +15,7 @@ What a page is made of (the interface page-builders use):
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 
 from herald.core.console import Role
@@ -48,7 +48,27 @@ __all__ = [
     "require_console",
 ]
 
-ROUTERS = (static.router, login.router, dashboard.router, accounts.router, audit_log.router, trace.router)
+fallback = APIRouter(include_in_schema=False)
+
+
+@fallback.get("/console/{path:path}")
+async def not_found(path: str) -> Response:
+    """Any other ``/console/…`` page: the console's own 404 page (not the API's problem+json)."""
+    if not path:  # /console/
+        return redirect("/console")
+    raise ConsoleDenied(404, "error.not_found")
+
+
+# A new page's router goes before ``fallback``, which answers every /console path left.
+ROUTERS = (
+    static.router,
+    login.router,
+    dashboard.router,
+    accounts.router,
+    audit_log.router,
+    trace.router,
+    fallback,
+)
 
 
 async def _denied(request: Request, exc: Exception) -> Response:
