@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import html
 import re
+import unicodedata
 from datetime import timedelta
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import update
 
 from herald.core.console import Role
@@ -242,3 +246,35 @@ async def test_the_layout_marks_the_current_page_and_lists_pages_to_come(harness
     )
     token = csrf_of(html)
     assert token == await page_csrf(harness.client, "/console/audit")  # one token per session
+
+
+# -- hostile input ----------------------------------------------------------------------------------------
+
+FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+any_text = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=80)  # a form is UTF-8
+
+
+@FUZZ
+@given(username=any_text, role=st.one_of(st.sampled_from(["viewer", "admin"]), any_text))
+async def test_any_account_form_is_created_or_refused_never_a_5xx(harness: Harness, username: str, role: str) -> None:
+    if not harness.client.cookies.get("herald_console"):
+        await logged_in(harness.client, harness.herald, "alice")
+    token = await page_csrf(harness.client, "/console/accounts")
+    form = {"username": username, "role": role, "password": "a long password", "confirm": "a long password"}
+    r = await harness.client.post("/console/accounts", data={**form, "csrf_token": token})
+    assert r.status_code in (303, 400, 409, 422), (r.status_code, r.text[:300])
+    listed = (await harness.client.get("/console/accounts")).text
+    if r.status_code == 303:
+        stored = username.strip()
+        async with harness.herald.db.read() as conn:
+            assert await console_store.find_account(conn, unicodedata.normalize("NFC", stored)) is not None
+        if "<" in stored:
+            assert html.escape(unicodedata.normalize("NFC", stored), quote=True) in listed
+    assert "<script" not in listed.lower().replace("<script src=", "")
+
+
+@FUZZ
+@given(username=any_text, password=any_text)
+async def test_any_login_form_is_refused_never_a_5xx(harness: Harness, username: str, password: str) -> None:
+    r = await login(harness.client, username, password)
+    assert r.status_code in (400, 401, 429), (r.status_code, r.text[:300])
