@@ -21,6 +21,7 @@ from fastapi.responses import Response
 from herald.core.console import Role
 from herald.store.console import audit
 from herald.web.console import accounts, audit_log, dashboard, login, static, trace
+from herald.web.console import announcements as announcement_pages
 from herald.web.console.auth import (
     Admin,
     Console,
@@ -67,6 +68,7 @@ ROUTERS = (
     accounts.router,
     audit_log.router,
     trace.router,
+    announcement_pages.router,
     fallback,
 )
 

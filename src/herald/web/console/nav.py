@@ -29,7 +29,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("types", None, Role.VIEWER),
     NavItem("templates", None, Role.VIEWER),
     NavItem("channel_accounts", None, Role.ADMIN),
-    NavItem("announcements", None, Role.VIEWER),
+    NavItem("announcements", "/console/announcements", Role.VIEWER),
     NavItem("send", None, Role.OPERATOR),
     NavItem("trace", "/console/trace", Role.VIEWER),
     NavItem("users", None, Role.VIEWER),
