@@ -22,6 +22,7 @@ from herald.core.console import Role
 from herald.store.console import audit
 from herald.web.console import accounts, audit_log, dashboard, login, static, trace
 from herald.web.console import announcements as announcement_pages
+from herald.web.console import channel_accounts as channel_account_pages
 from herald.web.console.auth import (
     Admin,
     Console,
@@ -69,6 +70,7 @@ ROUTERS = (
     audit_log.router,
     trace.router,
     announcement_pages.router,
+    channel_account_pages.router,
     fallback,
 )
 

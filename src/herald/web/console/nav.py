@@ -28,7 +28,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("dashboard", "/console", Role.VIEWER),
     NavItem("types", None, Role.VIEWER),
     NavItem("templates", None, Role.VIEWER),
-    NavItem("channel_accounts", None, Role.ADMIN),
+    NavItem("channel_accounts", "/console/channel-accounts", Role.ADMIN),
     NavItem("announcements", "/console/announcements", Role.VIEWER),
     NavItem("send", None, Role.OPERATOR),
     NavItem("trace", "/console/trace", Role.VIEWER),
