@@ -21,22 +21,16 @@ from herald.api.params import audience_of
 from herald.api.problems import _field
 from herald.api.schemas import CancelByKeyIn, Strict, TriggerIn
 from herald.api.views import delivery_view, inapp_delivery_view
-from herald.core.errors import Invalid, NotFound
+from herald.core.errors import Invalid
 from herald.core.inputs import BadInput, check_json, printable
-from herald.engine import actions as action_engine
-from herald.engine import digests as digest_engine
 from herald.engine import notifications as notification_engine
 from herald.engine import trigger as trigger_engine
 from herald.engine.service import Herald
-from herald.store import deliveries as delivery_store
-from herald.store import inbox as inbox_store
-from herald.store import notifications as notification_store
 from herald.store.cancellation import KeyCancelled
 from herald.store.idempotency_batch import DoneKey, KeyRow, find_keys, record_keys
 from herald.store.types import utcnow
 
 router = APIRouter(prefix="/v1", tags=["notifications"], dependencies=[Depends(refuse_nul_in_url)])
-DELIVERY_LIST_CAP = 1000
 BATCH_MAX = 1000
 IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 _KEY: TypeAdapter[str | None] = TypeAdapter(IdempotencyKey | None)
@@ -340,22 +334,15 @@ def _encode(body: Any) -> bytes:
 
 @router.get("/notifications/{notification_id}", **documented(NotificationOut))
 async def get_notification(notification_id: str, herald: HeraldDep, _: ReadKey) -> dict[str, Any]:
-    async with herald.db.read() as conn:
-        n = await notification_store.get_notification(conn, notification_id)
-        if n is None:
-            raise NotFound("notification")
-        rows = await delivery_store.deliveries_of(conn, notification_id)
-        attempts = await delivery_store.attempts_of(conn, [d["id"] for d in rows[:DELIVERY_LIST_CAP]])
-        items = await inbox_store.items_of_notification(conn, notification_id, DELIVERY_LIST_CAP + 1)
-        inapp_total = await inbox_store.count_items_of_notification(conn, notification_id) if items else 0
-        counts = await delivery_store.status_counts(conn, notification_id)
-        answers = await action_engine.notification_answers(conn, n)
-        digest = await digest_engine.digest_summary(conn, n)
-    deliveries = [inapp_delivery_view(i) for i in items[:DELIVERY_LIST_CAP]] + [
-        delivery_view(d, attempts.get(d["id"], [])) for d in rows[:DELIVERY_LIST_CAP]
+    return notification_view(await notification_engine.notification_trace(herald.db, notification_id))
+
+
+def notification_view(trace: notification_engine.NotificationTrace) -> dict[str, Any]:
+    """A notification's trace as ``GET /v1/notifications/{id}`` answers it (the console shows the same)."""
+    n = trace.notification
+    deliveries = [inapp_delivery_view(i) for i in trace.items] + [
+        delivery_view(d, trace.attempts.get(d["id"], [])) for d in trace.deliveries
     ]
-    if items and "inapp" in n["channels"]:
-        counts["delivered"] = counts.get("delivered", 0) + inapp_total
     return {
         "id": n["id"],
         "type": n["type_key"],
@@ -370,11 +357,11 @@ async def get_notification(notification_id: str, herald: HeraldDep, _: ReadKey) 
         else None,
         "recipients": n["recipients"],
         "channels": n["channels"],
-        "delivery_counts": counts,
+        "delivery_counts": trace.counts,
         "deliveries": deliveries,
-        "deliveries_truncated": len(rows) > DELIVERY_LIST_CAP or len(items) > DELIVERY_LIST_CAP,
-        "digest": digest,
-        **answers,
+        "deliveries_truncated": trace.truncated,
+        "digest": trace.digest,
+        **trace.answers,
     }
 
 

@@ -1,5 +1,5 @@
-"""What happens to an accepted notification from outside the worker: cancelling it, and the
-accounts a trigger may ask for."""
+"""What happens to an accepted notification from outside the worker: cancelling it, reading its
+trace, and the accounts a trigger may ask for."""
 
 from __future__ import annotations
 
@@ -11,14 +11,20 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald.core.errors import NotFound
+from herald.engine import actions as action_engine
+from herald.engine import digests as digest_engine
 from herald.engine import metrics
 from herald.store import cancellation as cancellation_store
 from herald.store import deliveries as delivery_store
 from herald.store import digests as digest_store
+from herald.store import inbox as inbox_store
 from herald.store import notifications as notification_store
 from herald.store.cancellation import KeyCancelled
 from herald.store.db import Database
 from herald.store.types import utcnow
+
+DELIVERY_LIST_CAP = 1000
+"""A trace lists at most this many deliveries (and as many in-app items); the counts are of all."""
 
 CANCELLABLE = ("scheduled", "expanding", "accepted")
 """Notification statuses that a cancel ends: work on it is still to come (its fan-out, or its send time)."""
@@ -73,3 +79,50 @@ async def cancel_by_key(
             await on_done(conn, result)
     metrics.count_reason("cancelled", "cancelled", result.deliveries)
     return result
+
+
+@dataclass(frozen=True)
+class NotificationTrace:
+    """Everything ``GET /v1/notifications/{id}`` (and the console's trace) shows of a notification,
+    as stored: the caller shapes it (api/notifications.py ``notification_view``)."""
+
+    notification: dict[str, Any]
+    deliveries: list[dict[str, Any]]
+    """The first ``DELIVERY_LIST_CAP`` delivery rows of the channels other than the in-app line."""
+    attempts: dict[str, list[dict[str, Any]]]
+    """Delivery id → its attempts."""
+    items: list[dict[str, Any]]
+    """The first ``DELIVERY_LIST_CAP`` in-app items."""
+    truncated: bool
+    counts: dict[str, int]
+    """Deliveries by status, the in-app items counted as delivered."""
+    answers: dict[str, Any]
+    digest: dict[str, Any] | None
+
+
+async def notification_trace(db: Database, notification_id: str) -> NotificationTrace:
+    """The notification with its deliveries, their attempts, its in-app items, answers and digest;
+    NotFound when there is no such notification."""
+    async with db.read() as conn:
+        n = await notification_store.get_notification(conn, notification_id)
+        if n is None:
+            raise NotFound("notification")
+        rows = await delivery_store.deliveries_of(conn, notification_id)
+        attempts = await delivery_store.attempts_of(conn, [d["id"] for d in rows[:DELIVERY_LIST_CAP]])
+        items = await inbox_store.items_of_notification(conn, notification_id, DELIVERY_LIST_CAP + 1)
+        inapp_total = await inbox_store.count_items_of_notification(conn, notification_id) if items else 0
+        counts = await delivery_store.status_counts(conn, notification_id)
+        answers = await action_engine.notification_answers(conn, n)
+        digest = await digest_engine.digest_summary(conn, n)
+    if items and "inapp" in n["channels"]:
+        counts["delivered"] = counts.get("delivered", 0) + inapp_total
+    return NotificationTrace(
+        notification=n,
+        deliveries=rows[:DELIVERY_LIST_CAP],
+        attempts=attempts,
+        items=items[:DELIVERY_LIST_CAP],
+        truncated=len(rows) > DELIVERY_LIST_CAP or len(items) > DELIVERY_LIST_CAP,
+        counts=counts,
+        answers=answers,
+        digest=digest,
+    )

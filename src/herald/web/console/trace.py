@@ -1,9 +1,8 @@
 """``GET /console/trace?id=ntf_…``: one notification as a timeline — accepted, then each delivery with
 its attempts (account, code, error), its reason and whether the in-app item was read.
 
-The data is exactly what ``GET /v1/notifications/{id}`` answers: the console calls that endpoint's
-function (api/notifications.py) rather than repeating what it reads, with a key standing for the
-console (the function takes the caller's key only to require one).
+The data is exactly what ``GET /v1/notifications/{id}`` answers: the console reads it with the same
+engine function (engine/notifications.py ``notification_trace``) and shapes it with the same view.
 """
 
 from __future__ import annotations
@@ -14,15 +13,14 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from herald.api.notifications import get_notification
+from herald.api.notifications import notification_view
 from herald.core.errors import NotFound
 from herald.core.inputs import text_problem
-from herald.store.apikeys import ApiKey
+from herald.engine.notifications import notification_trace
 from herald.web.console.auth import Viewer
 from herald.web.console.render import render
 
 router = APIRouter(include_in_schema=False)
-CONSOLE_READER = ApiKey(id="console", name="console", scopes=frozenset({"read"}))
 MAX_ID_CHARS = 200
 
 
@@ -58,7 +56,7 @@ async def trace_page(console: Viewer) -> Response:
         missing = wanted[:MAX_ID_CHARS]
     elif wanted:
         try:
-            notification = await get_notification(wanted, console.herald, CONSOLE_READER)
+            notification = notification_view(await notification_trace(console.herald.db, wanted))
         except NotFound:
             missing = wanted
     return render(
