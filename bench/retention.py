@@ -248,10 +248,13 @@ class Load:
         self.sent: list[tuple[float, float | None]] = []
         """(monotonic time sent, latency in seconds or None for an error)."""
         self.ids: list[str] = []
+        self.failures: dict[str, int] = {}
+        """What the failed triggers answered (status, or the exception's name), how many times."""
         self._stop = asyncio.Event()
 
     async def run(self) -> None:
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+        # idle connections are dropped before uvicorn's keep-alive (5 s) closes them under a request
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200, keepalive_expiry=2.0)
         headers = {"Authorization": f"Bearer {self.key}"}
         async with httpx.AsyncClient(base_url=self.base, limits=limits, headers=headers, timeout=60) as client:
             tasks: set[asyncio.Task[None]] = set()
@@ -272,13 +275,18 @@ class Load:
         body = {"type": TYPE_KEY, "to": [f"user{n % 1000:04d}"], "data": {"n": str(n)}}
         started = time.monotonic()
         latency: float | None = None
+        failure = ""
         try:
             r = await client.post("/v1/notifications", json=body)
             if r.status_code == 202:
                 latency = time.monotonic() - started
                 self.ids.append(r.json()["id"])
-        except httpx.HTTPError:
-            pass
+            else:
+                failure = f"{r.status_code} {r.text[:120]}"
+        except httpx.HTTPError as exc:
+            failure = type(exc).__name__
+        if latency is None:
+            self.failures[failure] = self.failures.get(failure, 0) + 1
         self.sent.append((started, latency))
 
     def stop(self) -> None:
@@ -353,6 +361,8 @@ async def measure(url: str, key: str, n: int, args: argparse.Namespace) -> None:
         f" (batches of {args.batch}; the first 0-1 s is the worker's poll picking the job up)",
         flush=True,
     )
+    for failure, times in load.failures.items():
+        print(f"  failed {times} x: {failure}", flush=True)
     counts = await row_counts(url)
     print(f"  left: {counts}", flush=True)
     assert counts["deliveries"] == counts["delivery_attempts"] == counts["idempotency_keys"] == 0, counts

@@ -164,8 +164,9 @@ async def test_each_batch_deletes_at_most_its_size(h: Harness) -> None:
     sizes = []
     while True:
         async with h.herald.db.write() as conn:
-            sizes.append(await retention_store.purge_inbox_items(conn, before=before, limit=BATCH))
-        if sizes[-1] < BATCH:
+            batch = await retention_store.purge_inbox_items(conn, before=before, limit=BATCH)
+        sizes.append(batch.deleted)
+        if not batch.more:
             break
     assert sizes == [10, 10, 5]
 
@@ -245,3 +246,21 @@ async def test_the_answers_to_a_purged_notification_go_with_it(h: Harness) -> No
     assert await count(h, inbox_responses, inbox_responses.c.notification_id == old) == 0
     r = await h.client.get(f"/v1/notifications/{young}", headers=h.reader())
     assert [a["user_id"] for a in r.json()["responses"]] == ["fay"]
+
+
+async def test_notifications_kept_at_the_head_are_passed_over(h: Harness) -> None:
+    """More old notifications than a batch that must stay (a delivery of theirs still waits) come
+    first in the index: the purge walks past them to the purgeable ones behind, and stops."""
+    kept = [await trigger(h, "bob", i) for i in range(BATCH + 2)]
+    async with h.herald.db.write() as conn:  # bob's deliveries wait a day: live throughout
+        waiting = update(deliveries).where(deliveries.c.user_id == "bob")
+        await conn.execute(waiting.values(next_attempt_at=utcnow() + timedelta(days=1)))
+    gone = [await trigger(h, "alice", i) for i in range(25)]
+    await h.drain()
+    await age(h, notifications, notifications.c.id.in_(kept), created_at=10)
+    await age(h, notifications, notifications.c.id.in_(gone), created_at=9)
+    await age(h, deliveries, deliveries.c.user_id == "alice", updated_at=8)
+    purged, more = await asyncio.wait_for(retention.purge(h.herald, budget_seconds=60), 30)
+    assert purged[Purge.NOTIFICATIONS] == 25 and not more
+    assert await count(h, notifications, notifications.c.id.in_(kept)) == BATCH + 2
+    assert await count(h, notifications, notifications.c.id.in_(gone)) == 0

@@ -6,7 +6,7 @@ and a worker that dies mid-purge loses nothing (the next run starts again from t
 Every worker's housekeeping makes sure the job exists (``schedule``); a run purges for at most
 ``RUN_SECONDS``, then hands the job back, due at once while old rows remain, else after
 ``IDLE_SECONDS``. Each batch (at most ``HERALD_RETENTION_BATCH_SIZE`` rows, 1,000 by default, fewer
-when a batch takes longer than ``core.retention.BATCH_TARGET_SECONDS``) is its own short
+when a batch takes longer than ``core.retention.BATCH_TARGET_SECONDS``, 50 ms, or on SQLite 10 ms) is its own short
 transaction, and the purge rests between batches (``core.retention.pause_after``), so triggers and
 sends are never held behind it for longer than one short batch.
 """
@@ -21,7 +21,14 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from herald.core.retention import Purge, Retention, next_batch_size, pause_after
+from herald.core.retention import (
+    BATCH_TARGET_SECONDS,
+    SQLITE_BATCH_TARGET_SECONDS,
+    Purge,
+    Retention,
+    next_batch_size,
+    pause_after,
+)
 from herald.engine import metrics
 from herald.engine.fanout import LostLease
 from herald.engine.service import Herald
@@ -42,7 +49,7 @@ IDLE_SECONDS = 600.0
 FIRST_DELAY_SECONDS = 60.0
 """A new job's first run waits this long: a fleet that starts (or restarts) does not purge at once."""
 
-Purger = Callable[..., Awaitable[int]]
+Purger = Callable[..., Awaitable[retention_store.Batch]]
 PURGERS: dict[Purge, Purger] = {
     Purge.DELIVERIES: retention_store.purge_deliveries,
     Purge.NOTIFICATIONS: retention_store.purge_notifications,
@@ -73,21 +80,22 @@ async def purge(herald: Herald, *, budget_seconds: float, now: datetime | None =
     spent: the rows deleted per kind, and whether some may be left (the budget ran out)."""
     plan = retention_of(herald).plan(now or utcnow(), replay_window=idempotency_store.TTL)
     most = herald.settings.retention_batch_size
+    target = SQLITE_BATCH_TARGET_SECONDS if herald.db.is_sqlite else BATCH_TARGET_SECONDS
     started = time.monotonic()
     purged: dict[Purge, int] = {}
     for kind, before in plan:
-        batch = most
+        size, after = most, None
         while True:
             clock = time.monotonic()
             async with herald.db.write() as conn:
-                n = await PURGERS[kind](conn, before=before, limit=batch)
+                batch = await PURGERS[kind](conn, before=before, limit=size, after=after)
             took = time.monotonic() - clock
-            if n:
-                purged[kind] = purged.get(kind, 0) + n
-                metrics.retention_purged_rows.labels(kind.value).inc(n)
-            if n < batch:
+            if batch.deleted:
+                purged[kind] = purged.get(kind, 0) + batch.deleted
+                metrics.retention_purged_rows.labels(kind.value).inc(batch.deleted)
+            if not batch.more:
                 break  # this kind is done: on to the next
-            batch = next_batch_size(batch, took, most=most)
+            size, after = next_batch_size(size, took, most=most, target=target), batch.after
             if time.monotonic() - started + pause_after(took) >= budget_seconds:
                 _log(purged, time.monotonic() - started, more=True)
                 return purged, True

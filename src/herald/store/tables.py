@@ -141,7 +141,7 @@ notifications = Table(
     Column("expires_at", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
-    Index("ix_notifications_created_at", "created_at"),  # 0018: the retention purge walks it, oldest first
+    Index("ix_notifications_created_at", "created_at", "id"),  # 0018: the retention purge walks it, oldest first
     # 0015: given at trigger time, cancels all notifications that carry it (POST /v1/notifications/cancel)
     Column("cancellation_key", String(200)),
     # 0015: the schedule occurrence that wrote it (unique together: an occurrence is written once)

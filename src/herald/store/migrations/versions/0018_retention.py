@@ -4,7 +4,8 @@ Revision ID: 0018
 Revises: 0017
 
 The purge (engine/retention.py) deletes old rows in small batches, each found by an index range
-scan from the oldest: inbox items and notifications by ``created_at``, deliveries that ended and
+scan from the oldest: inbox items by ``created_at``, notifications by ``(created_at, id)`` (a batch
+resumes after the last one it passed over), deliveries that ended and
 finished jobs by ``updated_at`` (partial indexes: live deliveries and pending jobs, which change
 all the time, are not in them). Idempotency keys use ``ix_idempotency_keys_expires_at``, which
 exists. On PostgreSQL each index build locks writes to its table for as long as it takes (about a
@@ -29,7 +30,7 @@ def upgrade() -> None:
     with op.batch_alter_table("inbox_items", schema=None) as batch_op:
         batch_op.create_index("ix_inbox_items_created_at", ["created_at"], unique=False)
     with op.batch_alter_table("notifications", schema=None) as batch_op:
-        batch_op.create_index("ix_notifications_created_at", ["created_at"], unique=False)
+        batch_op.create_index("ix_notifications_created_at", ["created_at", "id"], unique=False)
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.create_index(
             "ix_deliveries_ended",
