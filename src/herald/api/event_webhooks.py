@@ -10,8 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from herald.api.auth import AdminKey, HeraldDep
 from herald.api.openapi import EventWebhookOut, EventWebhookPage, documented
 from herald.api.schemas import KEY_PATTERN
-from herald.core.errors import Invalid, NotFound
+from herald.core.errors import NotFound
 from herald.core.urls import redact_url
+from herald.engine import event_webhooks as event_webhook_engine
 from herald.engine.accounts import MASK
 from herald.engine.events import EVENT_TYPES
 from herald.store import event_webhooks as store
@@ -51,19 +52,7 @@ def _view(hook: dict[str, Any]) -> dict[str, Any]:
 
 @router.put("/{name}", **documented(EventWebhookOut))
 async def put_event_webhook(name: Name, body: EventWebhookIn, herald: HeraldDep, _: AdminKey) -> dict[str, Any]:
-    async with herald.db.write() as conn:
-        secret, url = body.secret, body.url
-        existing = await store.get_event_webhook(conn, herald.box, name) if MASK in (secret + url) else None
-        if secret == MASK:  # a form sending the mask back keeps the stored secret
-            if existing is None or existing["secret"] is None:
-                raise Invalid([("secret", "send the secret itself, not the mask")])
-            secret = existing["secret"]
-        if MASK in url:  # ... and the URL shown masked, sent back unchanged, keeps the stored one
-            if existing is None or url != redact_url(existing["url"]):
-                raise Invalid([("url", "send the whole URL: the masked one is kept only when sent back unchanged")])
-            url = existing["url"]
-        hook = await store.put_event_webhook(conn, herald.box, name, url, secret, body.events)
-    herald.events.invalidate()
+    hook = await event_webhook_engine.save_event_webhook(herald, name, body.url, body.secret, body.events)
     return _view(hook)
 
 
@@ -85,8 +74,5 @@ async def get_event_webhook(name: Name, herald: HeraldDep, _: AdminKey) -> dict[
 
 @router.delete("/{name}", status_code=204, **documented(None, 204))
 async def delete_event_webhook(name: Name, herald: HeraldDep, _: AdminKey) -> Response:
-    async with herald.db.write() as conn:
-        if not await store.delete_event_webhook(conn, name):
-            raise NotFound("event webhook")
-    herald.events.invalidate()
+    await event_webhook_engine.delete_event_webhook(herald, name)
     return Response(status_code=204)

@@ -23,6 +23,8 @@ from herald.store.console import audit
 from herald.web.console import accounts, audit_log, dashboard, login, static, trace
 from herald.web.console import announcements as announcement_pages
 from herald.web.console import channel_accounts as channel_account_pages
+from herald.web.console import api_keys as api_key_pages
+from herald.web.console import event_webhooks as event_webhook_pages
 from herald.web.console.auth import (
     Admin,
     Console,
@@ -71,6 +73,8 @@ ROUTERS = (
     trace.router,
     announcement_pages.router,
     channel_account_pages.router,
+    api_key_pages.router,
+    event_webhook_pages.router,
     fallback,
 )
 

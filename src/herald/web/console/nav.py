@@ -33,8 +33,8 @@ NAV: tuple[NavItem, ...] = (
     NavItem("send", None, Role.OPERATOR),
     NavItem("trace", "/console/trace", Role.VIEWER),
     NavItem("users", None, Role.VIEWER),
-    NavItem("api_keys", None, Role.ADMIN),
-    NavItem("event_webhooks", None, Role.ADMIN),
+    NavItem("api_keys", "/console/api-keys", Role.ADMIN),
+    NavItem("event_webhooks", "/console/event-webhooks", Role.ADMIN),
     NavItem("accounts", "/console/accounts", Role.ADMIN),
     NavItem("audit", "/console/audit", Role.ADMIN),
 )
