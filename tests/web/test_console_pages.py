@@ -240,7 +240,7 @@ async def test_the_layout_marks_the_current_page_and_lists_pages_to_come(harness
     await logged_in(harness.client, harness.herald, "alice")
     html = (await harness.client.get("/console/accounts", headers={"Accept-Language": "en"})).text
     assert '<a href="/console/accounts" aria-current="page">Console accounts</a>' in html
-    assert "Types <small>coming soon</small>" in html
+    assert '<a href="/console/types">Types</a>' in html
     assert re.search(
         r'<form method="post" action="/console/logout"><input type="hidden" name="csrf_token" value="[^"]+">', html
     )

@@ -5,10 +5,11 @@ shared with the console's type and template pages so both answer the same way.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald.core.digests import template_digest_problems
 from herald.core.errors import Invalid, NotFound, TemplateError
@@ -29,6 +30,9 @@ from herald.engine.service import Herald
 from herald.engine.trigger import missing_templates, render_all
 from herald.store import catalog
 
+InTransaction = Callable[[AsyncConnection], Awaitable[None]]
+"""Run in the transaction of a change, after it (the console's audit record): both commit or neither."""
+
 
 def check_channels(herald: Herald, channels: Sequence[str], field: str = "channels") -> None:
     unknown = [(f"{field}.{i}", f"unknown channel '{c}'") for i, c in enumerate(channels) if c not in herald.channels]
@@ -37,7 +41,11 @@ def check_channels(herald: Herald, channels: Sequence[str], field: str = "channe
 
 
 async def save_type(
-    herald: Herald, key: str, fields: dict[str, Any], accounts: Mapping[str, Sequence[str]] | None
+    herald: Herald,
+    key: str,
+    fields: dict[str, Any],
+    accounts: Mapping[str, Sequence[str]] | None,
+    also: InTransaction | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Create or replace type ``key`` from ``fields`` (a ``NotificationTypeIn`` dumped as JSON):
     ``(row, created)``, or Invalid naming each field that cannot be."""
@@ -61,6 +69,8 @@ async def save_type(
             if errors := missing_templates(herald, key, fields["channels"], templates, only=added):
                 raise Invalid([(f, f"{m}: save the template first, then add the channel") for f, m in errors])
         row, created = await catalog.put_type(conn, key, fields)
+        if also is not None:
+            await also(conn)
     herald.cache_changed("catalog")  # committed: the next trigger here reads it anew, elsewhere once told
     return row, created
 
@@ -104,28 +114,43 @@ def _check_own_fields(channel: str, model: type[BaseModel] | None, own: dict[str
         raise Invalid([(f, f"unknown template field '{f}' for channel '{channel}' (known: {known})") for f in unknown])
 
 
-async def save_template(herald: Herald, key: str, channel: str, locale: str, fields: dict[str, Any]) -> dict[str, Any]:
+async def save_template(
+    herald: Herald,
+    key: str,
+    channel: str,
+    locale: str,
+    fields: dict[str, Any],
+    also: InTransaction | None = None,
+) -> dict[str, Any]:
     """Check and store type ``key``'s template for ``channel`` in ``locale``; NotFound without the type."""
     await check_template(herald, channel, fields)
     async with herald.db.write() as conn:
         if await catalog.get_type(conn, key) is None:
             raise NotFound("notification type")
         saved = await catalog.put_template(conn, key, channel, locale, fields)
+        if also is not None:
+            await also(conn)
     herald.cache_changed("catalog")
     return saved
 
 
-async def delete_template(herald: Herald, key: str, channel: str, locale: str) -> bool:
+async def delete_template(
+    herald: Herald, key: str, channel: str, locale: str, also: InTransaction | None = None
+) -> bool:
     async with herald.db.write() as conn:
         deleted = await catalog.delete_template(conn, key, channel, locale)
+        if deleted and also is not None:
+            await also(conn)
     if deleted:
         herald.cache_changed("catalog")
     return deleted
 
 
-async def delete_type(herald: Herald, key: str) -> bool:
+async def delete_type(herald: Herald, key: str, also: InTransaction | None = None) -> bool:
     async with herald.db.write() as conn:
         deleted = await catalog.delete_type(conn, key)
+        if deleted and also is not None:
+            await also(conn)
     if deleted:
         herald.cache_changed("catalog")
     return deleted

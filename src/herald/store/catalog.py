@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald.store.dialect import upsert
@@ -52,6 +52,23 @@ async def get_type(conn: AsyncConnection, key: str) -> dict[str, Any] | None:
 
 async def list_types(conn: AsyncConnection, *, after: str | None, limit: int) -> list[dict[str, Any]]:
     query = select(notification_types).order_by(notification_types.c.key).limit(limit)
+    if after:
+        query = query.where(notification_types.c.key > after)
+    return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def search_types(conn: AsyncConnection, text: str, *, after: str | None, limit: int) -> list[dict[str, Any]]:
+    """Types whose key or name contains ``text`` (case-insensitive; ``%`` and ``_`` match themselves)."""
+    needle = text.lower()
+    query = (
+        select(notification_types)
+        .where(
+            func.lower(notification_types.c.key).contains(needle, autoescape=True)
+            | func.lower(notification_types.c.name).contains(needle, autoescape=True)
+        )
+        .order_by(notification_types.c.key)
+        .limit(limit)
+    )
     if after:
         query = query.where(notification_types.c.key > after)
     return [dict(r) for r in (await conn.execute(query)).mappings()]

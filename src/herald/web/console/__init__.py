@@ -20,7 +20,7 @@ from fastapi.responses import Response
 
 from herald.core.console import Role
 from herald.store.console import audit
-from herald.web.console import accounts, audit_log, dashboard, login, static, trace
+from herald.web.console import accounts, audit_log, dashboard, login, static, template_pages, trace, type_pages
 from herald.web.console import announcements as announcement_pages
 from herald.web.console import channel_accounts as channel_account_pages
 from herald.web.console import api_keys as api_key_pages
@@ -75,6 +75,8 @@ ROUTERS = (
     channel_account_pages.router,
     api_key_pages.router,
     event_webhook_pages.router,
+    type_pages.router,
+    template_pages.router,
     fallback,
 )
 

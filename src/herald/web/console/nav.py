@@ -26,8 +26,8 @@ class NavItem:
 
 NAV: tuple[NavItem, ...] = (
     NavItem("dashboard", "/console", Role.VIEWER),
-    NavItem("types", None, Role.VIEWER),
-    NavItem("templates", None, Role.VIEWER),
+    NavItem("types", "/console/types", Role.VIEWER),
+    NavItem("templates", "/console/templates", Role.VIEWER),
     NavItem("channel_accounts", "/console/channel-accounts", Role.ADMIN),
     NavItem("announcements", "/console/announcements", Role.VIEWER),
     NavItem("send", None, Role.OPERATOR),

@@ -10,7 +10,11 @@ from fastapi import APIRouter, Request, Response
 
 from herald.web.widget import StaticAsset, load_asset
 
-ASSETS = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8"}
+ASSETS = {
+    "console.css": "text/css; charset=utf-8",
+    "console.js": "text/javascript; charset=utf-8",
+    "console-templates.js": "text/javascript; charset=utf-8",
+}
 PREFIX = "/console/static/"
 
 router = APIRouter(include_in_schema=False)
