@@ -21,8 +21,7 @@ from herald.api.schemas import Locale, NotificationTypeIn, PreviewIn, TemplateIn
 from herald.api.views import type_view
 from herald.core.cursor import decode_key_cursor, encode_key_cursor
 from herald.core.errors import Invalid, NotFound
-from herald.core.locales import pick_locale
-from herald.engine import catalog_admin
+from herald.engine import catalog_admin, previews
 from herald.store import catalog
 
 router = APIRouter(prefix="/v1", tags=["types"], dependencies=[Depends(refuse_nul_in_url)])
@@ -99,12 +98,5 @@ async def delete_template(
 
 @router.post("/templates/preview", **documented(PreviewOut))
 async def preview(body: PreviewIn, herald: HeraldDep, _: ReadKey) -> dict[str, Any]:
-    async with herald.db.read() as conn:
-        if await catalog.get_type(conn, body.type) is None:
-            raise Invalid([("type", f"unknown notification type '{body.type}'")])
-        templates = (await catalog.get_templates(conn, body.type)).get(body.channel, {})
-    locale = pick_locale(templates.keys(), body.locale, herald.settings.default_locale)
-    if locale is None:
-        raise Invalid([("channel", f"type '{body.type}' has no template for channel '{body.channel}'")])
-    rendered = await catalog_admin.render_preview(body.channel, locale, templates[locale], body.data)
-    return {"type": body.type, "channel": body.channel, "locale": locale, "fields": rendered}
+    preview = await previews.preview_template(herald, body.type, body.channel, body.locale, body.data)
+    return preview.as_json()

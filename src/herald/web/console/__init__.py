@@ -22,9 +22,10 @@ from herald.core.console import Role
 from herald.store.console import audit
 from herald.web.console import accounts, audit_log, dashboard, login, static, template_pages, trace, type_pages
 from herald.web.console import announcements as announcement_pages
-from herald.web.console import channel_accounts as channel_account_pages
 from herald.web.console import api_keys as api_key_pages
+from herald.web.console import channel_accounts as channel_account_pages
 from herald.web.console import event_webhooks as event_webhook_pages
+from herald.web.console import send as send_page
 from herald.web.console.auth import (
     Admin,
     Console,
@@ -72,6 +73,7 @@ ROUTERS = (
     audit_log.router,
     trace.router,
     announcement_pages.router,
+    send_page.router,
     channel_account_pages.router,
     api_key_pages.router,
     event_webhook_pages.router,

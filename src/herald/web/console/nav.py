@@ -30,7 +30,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("templates", "/console/templates", Role.VIEWER),
     NavItem("channel_accounts", "/console/channel-accounts", Role.ADMIN),
     NavItem("announcements", "/console/announcements", Role.VIEWER),
-    NavItem("send", None, Role.OPERATOR),
+    NavItem("send", "/console/send", Role.OPERATOR),
     NavItem("trace", "/console/trace", Role.VIEWER),
     NavItem("users", None, Role.VIEWER),
     NavItem("api_keys", "/console/api-keys", Role.ADMIN),
