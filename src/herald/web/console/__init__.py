@@ -25,6 +25,7 @@ from herald.web.console import announcements as announcement_pages
 from herald.web.console import api_keys as api_key_pages
 from herald.web.console import channel_accounts as channel_account_pages
 from herald.web.console import event_webhooks as event_webhook_pages
+from herald.web.console import users as user_pages
 from herald.web.console import send as send_page
 from herald.web.console.auth import (
     Admin,
@@ -77,6 +78,7 @@ ROUTERS = (
     channel_account_pages.router,
     api_key_pages.router,
     event_webhook_pages.router,
+    user_pages.router,
     type_pages.router,
     template_pages.router,
     fallback,

@@ -32,7 +32,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("announcements", "/console/announcements", Role.VIEWER),
     NavItem("send", "/console/send", Role.OPERATOR),
     NavItem("trace", "/console/trace", Role.VIEWER),
-    NavItem("users", None, Role.VIEWER),
+    NavItem("users", "/console/users", Role.VIEWER),
     NavItem("api_keys", "/console/api-keys", Role.ADMIN),
     NavItem("event_webhooks", "/console/event-webhooks", Role.ADMIN),
     NavItem("accounts", "/console/accounts", Role.ADMIN),
