@@ -11,10 +11,17 @@
   let timer = 0;
   let sent = 0;
 
+  // The fields as the form would send them; disabled ones too (a viewer's read-only form previews).
   function pairs() {
     const list = [];
-    for (const [name, value] of new FormData(form)) {
-      if (name !== "csrf_token" && typeof value === "string") list.push([name, value]);
+    for (const field of form.elements) {
+      const name = field.getAttribute("name");
+      if (!name || name === "csrf_token" || !("value" in field)) continue;
+      if (field.type === "checkbox") {
+        if (field.checked) list.push([name, "on"]);
+      } else {
+        list.push([name, String(field.value)]);
+      }
     }
     return list;
   }
