@@ -286,11 +286,11 @@ async def test_a_delivery_handled_twice_is_collected_once(harness: Harness, mail
     await setup_email(h, port)
     nid = await like(h, "甲")
     await h.drain()
-    async with h.herald.db.write() as conn:  # as if the outcome had never been recorded
+    async with h.herald.db.write() as conn:  # as if the outcome had never been recorded: the claim's count stays
         await conn.execute(
             update(deliveries)
             .where(deliveries.c.notification_id == nid, deliveries.c.channel == "email")
-            .values(status="pending", next_attempt_at=utcnow(), reason=None, reason_detail=None)
+            .values(status="pending", next_attempt_at=utcnow(), reason=None, reason_detail=None, attempts=1)
         )
     await h.drain()
     (digest,) = await all_digests(h)

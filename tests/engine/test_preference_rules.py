@@ -102,7 +102,7 @@ async def test_a_channel_turned_off_is_skipped_with_reason_preference(
     for user in ("u1", "u3"):
         skipped = delivery(status, user, "webhook")
         assert skipped["status"] == "skipped" and skipped["reason"] == "preference", skipped
-        assert skipped["reason_detail"] and skipped["attempt_log"] == []  # never tried
+        assert skipped["reason_detail"] and skipped["attempt_log"] == [] and skipped["attempts"] == 0  # never tried
     for user in ("u2", "u4"):
         assert delivery(status, user, "webhook")["status"] == "sent"
     sent_to = sorted(r.json()["data"]["recipient"]["id"] for r in receiver.requests)

@@ -120,7 +120,7 @@ def _settle_row(item: Settlement) -> dict[str, Any]:
         "provider_message_id": outcome.provider_message_id,
         "account": outcome.account,
         # claimed but deliberately not tried: the claim's attempt is undone
-        "undo": 1 if not outcome.attempted and outcome.status is DeliveryStatus.PENDING else 0,
+        "undo": 0 if outcome.attempted else 1,
         # the attempt log, when it was an attempt
         "attempt": item.delivery.attempts,
         "started_at": item.started_at,
