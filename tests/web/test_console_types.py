@@ -274,3 +274,55 @@ async def test_any_preview_is_rendered_or_refused_never_a_5xx(
     pairs = [["title", title], ["_data", data], ["_extra", extra]]
     r = await _preview(harness, token, "/console/templates/t1/inapp/en", pairs)
     assert r.status_code in (200, 422), r.text
+
+
+async def test_search_takes_percent_and_underscore_literally(harness: Harness) -> None:
+    await harness.put_type("a_b", ["inapp"], {})
+    await harness.put_type("axb", ["inapp"], {})
+    await harness.put_type("sale", ["inapp"], {}, name="100% Off")
+    await logged_in(harness.client, harness.herald, "vic", Role.VIEWER)
+
+    async def found(query: str) -> list[str]:
+        text = (await harness.client.get("/console/types", params={"q": query})).text
+        return [k for k in ("a_b", "axb", "sale") if f">{k}</a>" in text]
+
+    assert await found("_") == ["a_b"]
+    assert await found("%") == ["sale"]
+    assert await found("A") == ["a_b", "axb", "sale"]
+    assert await found("0% OFF") == ["sale"]
+
+
+@FUZZ
+@given(
+    name=any_text,
+    names=any_text,
+    ttl=any_text,
+    cap=any_text,
+    merge=any_text,
+    accounts=any_text,
+)
+async def test_any_type_form_is_saved_or_refused_never_a_5xx(
+    harness: Harness, name: str, names: str, ttl: str, cap: str, merge: str, accounts: str
+) -> None:
+    if not harness.client.cookies:
+        await logged_in(harness.client, harness.herald, "olga", Role.OPERATOR)
+    token = csrf_of((await harness.client.get("/console/types")).text)
+    data = {
+        **FULL,
+        "key": "fuzz",
+        "name": name,
+        "names": names,
+        "ttl_seconds": ttl,
+        "cap_max": [cap],
+        "cap_channel": [""],
+        "cap_per": ["day"],
+        "merge_key": merge,
+        "accounts": accounts,
+        "csrf_token": token,
+    }
+    r = await harness.client.post(
+        "/console/types/fuzz" if await _type_json(harness, "fuzz") else "/console/types", data=data
+    )
+    assert r.status_code in (303, 422), r.text
+    if r.status_code == 422:
+        assert 'class="field-error"' in r.text

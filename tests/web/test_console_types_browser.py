@@ -98,6 +98,10 @@ def test_create_a_type_and_its_inapp_and_email_templates_with_live_preview(live:
         page.fill("#tf-data", '{"amount": "12.00"}')
         expect(page.locator("#preview-out .preview-subject")).to_have_text("Receipt 12.00")
         bp.shot(f"template-{locale}")
+        page.set_viewport_size({"width": 390, "height": 844})
+        bp.shot(f"template-{locale}-phone")
+        page.set_viewport_size({"width": 1280, "height": 800})
+        bp.shot(f"template-{locale}-wide")
 
 
 def test_a_viewer_sees_the_form_and_the_preview_but_cannot_save(live: LiveHerald, browser_page: Any) -> None:

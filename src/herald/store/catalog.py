@@ -107,6 +107,21 @@ async def get_templates(conn: AsyncConnection, type_key: str) -> dict[str, dict[
     return out
 
 
+async def template_locales(conn: AsyncConnection, type_keys: list[str]) -> dict[str, dict[str, list[str]]]:
+    """``{type_key: {channel: [locale, ...]}}`` for the given types, in one query (fields left out)."""
+    out: dict[str, dict[str, list[str]]] = {}
+    if not type_keys:
+        return out
+    rows = await conn.execute(
+        select(templates.c.type_key, templates.c.channel, templates.c.locale)
+        .where(templates.c.type_key.in_(type_keys))
+        .order_by(templates.c.type_key, templates.c.channel, templates.c.locale)
+    )
+    for type_key, channel, locale in rows:
+        out.setdefault(type_key, {}).setdefault(channel, []).append(locale)
+    return out
+
+
 async def delete_template(conn: AsyncConnection, type_key: str, channel: str, locale: str) -> bool:
     result = await conn.execute(
         delete(templates).where(

@@ -37,6 +37,7 @@ LONG = frozenset({"body", "text", "html", "content", "summary", "description"})
 EXTRA = "_extra"  # the form field for any other template field, as a JSON object
 DATA = "_data"  # the preview's sample data, a JSON object
 MAX_PREVIEW_PAIRS = 200
+PAGE = 50
 
 
 @dataclass(frozen=True)
@@ -197,10 +198,15 @@ def _address(key: str, channel: str, locale: str) -> str:
 
 @router.get(BASE)
 async def templates_page(console: Viewer) -> Response:
+    after = console.request.query_params.get("after", "")[:200] or None
     async with console.herald.db.read() as conn:
-        rows = await catalog.list_types(conn, after=None, limit=200)
-        listed = [(row, await catalog.get_templates(conn, row["key"])) for row in rows]
-    return render(console, "templates.html", title="templates.title", nav="templates", listed=listed)
+        rows = await catalog.list_types(conn, after=after, limit=PAGE + 1)
+        locales = await catalog.template_locales(conn, [row["key"] for row in rows[:PAGE]])
+    listed = [(row, locales.get(row["key"], {})) for row in rows[:PAGE]]
+    next_after = rows[PAGE - 1]["key"] if len(rows) > PAGE else None
+    return render(
+        console, "templates.html", title="templates.title", nav="templates", listed=listed, next_after=next_after
+    )
 
 
 @router.get(BASE + "/{key}/{channel}/{locale}")

@@ -98,6 +98,10 @@ def _caps(form: Form) -> list[dict[str, Any]]:
     return caps
 
 
+def _default(value: int | str | None, default: int) -> int | str:
+    return default if value is None else value
+
+
 def _optional_group(values: dict[str, Any]) -> dict[str, Any] | None:
     """A rule given as several inputs (throttle, merge, digest): absent when all are empty."""
     return values if any(v not in (None, "", []) for v in values.values()) else None
@@ -133,7 +137,7 @@ def body_of(form: Form, errors: FieldErrors) -> dict[str, Any]:
             {
                 "channels": form.getall("digest_channels"),
                 "window_seconds": _number(form.get("digest_window")),
-                "max_items": _number(form.get("digest_max_items")) or 50,
+                "max_items": _default(_number(form.get("digest_max_items")), 50),
             }
             if form.getall("digest_channels") or form.get("digest_window").strip()
             else {}
