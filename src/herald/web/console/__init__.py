@@ -25,8 +25,8 @@ from herald.web.console import announcements as announcement_pages
 from herald.web.console import api_keys as api_key_pages
 from herald.web.console import channel_accounts as channel_account_pages
 from herald.web.console import event_webhooks as event_webhook_pages
-from herald.web.console import users as user_pages
 from herald.web.console import send as send_page
+from herald.web.console import users as user_pages
 from herald.web.console.auth import (
     Admin,
     Console,
