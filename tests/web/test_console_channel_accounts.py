@@ -216,3 +216,12 @@ async def test_only_admins_reach_channel_accounts(harness: Harness, role: Role) 
     assert r.status_code == 403
     assert await stored(harness, "other") is None and await stored(harness, "kept") is not None
     assert not [a for _, a, _, _ in await audit_rows(harness.herald) if a.startswith("channel_account.")]
+
+
+async def test_a_robot_accounts_form_states_the_providers_rate_limit(harness: Harness) -> None:
+    await logged_in(harness.client, harness.herald, "root", Role.ADMIN)
+    page = await harness.client.get("/console/channel-accounts/new?channel=dingtalk", headers={"Accept-Language": "en"})
+    assert page.status_code == 200
+    assert "The provider allows 20 sends per 60 s per account" in page.text
+    for secret in ("access_token", "secret"):  # both write-only: password inputs
+        assert f'name="cfg.{secret}" type="password"' in page.text
