@@ -225,3 +225,16 @@ async def test_a_robot_accounts_form_states_the_providers_rate_limit(harness: Ha
     assert "The provider allows 20 sends per 60 s per account" in page.text
     for secret in ("access_token", "secret"):  # both write-only: password inputs
         assert f'name="cfg.{secret}" type="password"' in page.text
+
+
+async def test_every_channel_taking_accounts_has_a_form(harness: Harness) -> None:
+    await logged_in(harness.client, harness.herald, "root", Role.ADMIN)
+    listing = await harness.client.get("/console/channel-accounts")
+    taking = sorted(n for n, c in harness.herald.channels.items() if c.requires_account)
+    assert taking and all(f'<option value="{n}">' in listing.text for n in taking)
+    for name in taking:
+        page = await harness.client.get(f"/console/channel-accounts/new?channel={name}")
+        assert page.status_code == 200, name
+        schema = harness.herald.channels[name].Settings.model_json_schema()
+        for field in schema.get("properties", {}):
+            assert f'name="cfg.{field}"' in page.text, (name, field)
