@@ -238,3 +238,23 @@ async def test_every_channel_taking_accounts_has_a_form(harness: Harness) -> Non
         schema = harness.herald.channels[name].Settings.model_json_schema()
         for field in schema.get("properties", {}):
             assert f'name="cfg.{field}"' in page.text, (name, field)
+
+
+async def test_a_stored_optional_secret_is_removed_only_when_asked(harness: Harness) -> None:
+    client = harness.client
+    csrf = await logged_in(client, harness.herald, "root", Role.ADMIN)
+    assert (await client.post("/console/channel-accounts", data=email_form(csrf, 25))).status_code == 303
+    edit = await client.get("/console/channel-accounts/mail-main")
+    assert 'name="clear.password"' in edit.text
+    # removing the password alone is refused by the channel (username and password go together) ...
+    again = email_form(csrf, 25, original="mail-main", **{"cfg.password": "", "clear.password": "on"})
+    r = await client.post("/console/channel-accounts", data=again)
+    assert r.status_code == 422 and SECRET not in r.text
+    account = await stored(harness, "mail-main")
+    assert account is not None and account["config"]["password"] == SECRET  # type: ignore[index]
+    # ... with the username, both go
+    r = await client.post("/console/channel-accounts", data={**again, "cfg.username": ""})
+    assert r.status_code == 303, r.text
+    account = await stored(harness, "mail-main")
+    assert account is not None and account["config"].get("password") is None  # type: ignore[union-attr]
+    assert 'name="clear.password"' not in (await client.get("/console/channel-accounts/mail-main")).text

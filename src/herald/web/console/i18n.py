@@ -286,6 +286,7 @@ EN: dict[str, str] = {
     "chacc.settings": "Settings",
     "chacc.secret_stored": "stored — leave empty to keep",
     "chacc.secret_help": "(write-only: never shown again)",
+    "chacc.secret_clear": "Remove the stored secret",
     "chacc.save": "Save",
     "chacc.test": "Send a test",
     "chacc.test_help": (
@@ -701,6 +702,7 @@ ZH: dict[str, str] = {
     "chacc.settings": "配置",
     "chacc.secret_stored": "已保存 — 留空则保持不变",
     "chacc.secret_help": "（只写：不会再次显示）",
+    "chacc.secret_clear": "删除已保存的密钥",
     "chacc.save": "保存",
     "chacc.test": "发送测试",
     "chacc.test_help": "通过该账号向你填写的地址真实发送一条测试消息，并显示服务商的应答。",

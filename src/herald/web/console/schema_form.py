@@ -3,8 +3,8 @@ and the config read back from the submitted form.
 
 Each property becomes one field named ``cfg.<property>``: a checkbox for a boolean, a number input,
 a select for an enum, a password input for a secret (write-only: never filled in; left empty on
-edit it keeps the stored secret, sent to the engine as the mask), a JSON textarea for lists and
-objects, a text input otherwise. Values typed wrongly come back as (field, message) pairs.
+edit it keeps the stored secret, sent to the engine as the mask; a checkbox removes an optional one),
+a JSON textarea for lists and objects, a text input otherwise. Values typed wrongly come back as (field, message) pairs.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from herald.core.urls import MASK
 from herald.web.console.auth import Form
 
 PREFIX = "cfg."
+CLEAR_PREFIX = "clear."
+"""A checkbox ``clear.<field>`` beside a stored optional secret removes it (empty alone keeps it)."""
 MAX_JSON_FIELD = 20_000
 
 
@@ -124,6 +126,8 @@ def config_from_form(
         elif field.kind == "secret":
             if raw:
                 config[field.name] = raw
+            elif CLEAR_PREFIX + field.name in form and not field.required:
+                pass  # left out: the stored secret goes, the field's default (none) applies
             elif field.name in secrets_stored:
                 config[field.name] = MASK  # the engine keeps the stored secret
             elif field.required:
