@@ -8,12 +8,14 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from markupsafe import escape
 
 from herald.core.console import Role
 from herald.store.types import utcnow
 from tests.conftest import Harness
-from tests.web.console_support import audit_rows, logged_in
+from tests.web.console_support import audit_rows, logged_in, page_csrf
 
 EN = {"Accept-Language": "en"}
 HOSTILE = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
@@ -211,3 +213,37 @@ async def test_an_unknown_announcement_is_the_consoles_404(harness: Harness) -> 
     assert r.status_code == 404
     r = await harness.client.get("/console/announcements?cursor=garbage&kind=<b>")
     assert r.status_code == 200
+
+
+FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+any_text = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=60)  # a form is UTF-8
+any_moment = st.one_of(st.just(""), any_text, st.datetimes().map(lambda d: d.strftime("%Y-%m-%dT%H:%M")))
+
+
+@FUZZ
+@given(
+    title=any_text,
+    kind=st.one_of(st.sampled_from(["notice", "banner", "activity"]), any_text),
+    audience=st.sampled_from(["all", "tags", "other"]),
+    tags=any_text,
+    media_url=st.one_of(st.just(""), any_text),
+    starts_at=any_moment,
+    ends_at=any_moment,
+)
+async def test_any_announcement_form_is_published_or_refused_never_a_5xx(
+    harness: Harness, title: str, kind: str, audience: str, tags: str, media_url: str, starts_at: str, ends_at: str
+) -> None:
+    if not harness.client.cookies.get("herald_console"):
+        await logged_in(harness.client, harness.herald, "olga", Role.OPERATOR)
+    token = await page_csrf(harness.client, "/console/announcements/new")
+    fields = form(
+        title=title, kind=kind, audience=audience, tags=tags, media_url=media_url, starts_at=starts_at, ends_at=ends_at
+    )
+    r = await harness.client.post("/console/announcements", data={**fields, "csrf_token": token})
+    assert r.status_code in (303, 400, 422), (r.status_code, r.text[:300])
+    if r.status_code == 303:
+        page = await harness.client.get(r.headers["location"])
+        assert page.status_code == 200
+        assert "<script" not in page.text.lower().replace("<script src=", "")
+    elif r.status_code == 422:
+        assert 'id="err-' in r.text

@@ -5,15 +5,18 @@ with the input kept; a viewer cannot send; hostile data renders as text."""
 
 from __future__ import annotations
 
+import json
 import re
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from markupsafe import escape
 from sqlalchemy import func, select
 
 from herald.core.console import Role
 from herald.store.tables import notifications
 from tests.conftest import Harness
-from tests.web.console_support import audit_rows, logged_in
+from tests.web.console_support import audit_rows, logged_in, page_csrf
 
 EN = {"Accept-Language": "en"}
 PREVIEWED = re.compile(r'name="previewed" value="([0-9a-f]*)"')
@@ -177,3 +180,41 @@ async def test_a_viewer_cannot_send_and_hostile_data_renders_as_text(harness: Ha
     assert str(escape(f"Order {hostile} shipped")) in page
     listed = await harness.client.get("/console/send?type=%3Cb%3E", headers=EN)
     assert "<b>" not in listed.text.split("<main", 1)[1]
+
+
+FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+any_text = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=60)  # a form is UTF-8
+any_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | any_text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(any_text, inner, max_size=3),
+    max_leaves=8,
+).map(json.dumps)
+
+
+@FUZZ
+@given(
+    type_key=st.one_of(st.just("order.shipped"), any_text),
+    mode=st.one_of(st.sampled_from(["users", "all", "tags"]), any_text),
+    users=any_text,
+    data=st.one_of(any_json, any_text),
+    channels=any_text,
+    send_at=any_text,
+    action=st.sampled_from(["preview", "send"]),
+)
+async def test_any_send_form_is_previewed_sent_or_refused_never_a_5xx(
+    harness: Harness, type_key: str, mode: str, users: str, data: str, channels: str, send_at: str, action: str
+) -> None:
+    if not harness.client.cookies.get("herald_console"):
+        await order_type(harness)
+        await logged_in(harness.client, harness.herald, "olga", Role.OPERATOR)
+    token = await page_csrf(harness.client, "/console/send")
+    fields = form(type=type_key, mode=mode, users=users, data=data, channels=channels, send_at=send_at)
+    r = await harness.client.post("/console/send", data={**fields, "action": "preview", "csrf_token": token})
+    assert r.status_code in (200, 400, 422), (r.status_code, r.text[:300])
+    assert "<script" not in r.text.lower().replace("<script src=", "")
+    found = PREVIEWED.search(r.text)
+    if action == "send" and r.status_code == 200 and found and found.group(1):
+        sent = await harness.client.post(
+            "/console/send", data={**fields, "action": "send", "previewed": found.group(1), "csrf_token": token}
+        )
+        assert sent.status_code in (303, 422), (sent.status_code, sent.text[:300])

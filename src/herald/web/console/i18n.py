@@ -228,7 +228,9 @@ EN: dict[str, str] = {
     "send.send_at": "Send at (optional)",
     "send.cancellation_key": "Cancellation key (optional)",
     "send.preview": "Preview",
-    "send.preview_help": "What each channel would send with this data (a sample recipient). Sending sends exactly this.",
+    "send.preview_help": (
+        "What each channel would send with this data (a sample recipient). Sending sends exactly this."
+    ),
     "send.no_channels": "The type has no channel.",
     "send.submit": "Send now",
     "send.has_errors": "Please correct the fields marked below.",

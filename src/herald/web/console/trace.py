@@ -113,8 +113,11 @@ def search_of(console: Console) -> Search:
             search.typed[name] = ""
     if search.typed["status"] and search.typed["status"] not in STATUSES:
         search.errors["status"] = f"one of {', '.join(STATUSES)}"
-    if search.typed["type"] and (search.typed["status"] or search.typed["reason"]) and not search.typed["user"]:
-        search.errors["type"] = "search by type, or by status and reason, not both"
+    if search.typed["type"] and (search.typed["status"] or search.typed["reason"] or search.typed["user"]):
+        # a delivery does not hold its type: finding them by type would read every delivery of the window
+        search.errors["type"] = (
+            "search by type alone; a user's deliveries and a status or reason do not combine with it"
+        )
     now = utcnow()
     until = _moment(search, "until") or now
     since = _moment(search, "since") or until - DEFAULT_WINDOW
