@@ -187,6 +187,7 @@ async def test_a_viewer_reads_but_cannot_change_anything(harness: Harness) -> No
     assert "/console/announcements/new" not in page.text
     detail = await harness.client.get(f"/console/announcements/{ann}", headers=EN)
     assert detail.status_code == 200 and "/delete" not in detail.text
+    assert "<fieldset disabled" in detail.text and 'value="save"' not in detail.text  # read-only
     assert (await harness.client.get("/console/announcements/new")).status_code == 403
     attempts = [
         ("/console/announcements", form(title="Nope")),
