@@ -7,14 +7,18 @@ by ``ix_deliveries_due`` (partial: ``status IN ('pending', 'sending')``), in-app
 which is what lets a planner see that the partial index applies. The cost still grows with the
 window's volume (a grouped count over the day's ended deliveries), which is why the console caches
 the result for a short while (web/console/dashboard.py).
+
+The ended deliveries are counted per UTC hour in the same statement (the dashboard's chart): the
+hour is the text ``YYYY-MM-DD HH`` of ``updated_at`` in UTC, spelled per database (SQLite stores
+naive UTC text, PostgreSQL a ``timestamptz`` that ``to_char`` would render in the session's zone).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import func, select, text
+from sqlalchemy import ColumnElement, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald.store.tables import deliveries, inbox_items
@@ -29,6 +33,7 @@ class DeliveryTally:
     channel: str
     reason: str | None
     count: int
+    hour: datetime  # the UTC hour the deliveries ended in (aware, minutes zero)
 
 
 @dataclass(frozen=True)
@@ -42,15 +47,34 @@ class FailedDelivery:
     updated_at: datetime
 
 
+HOUR_FORMAT = "%Y-%m-%d %H"
+
+
+def _ended_hour(dialect: str) -> ColumnElement[str]:
+    """``updated_at``'s UTC hour as ``YYYY-MM-DD HH`` text, the same on both databases."""
+    if dialect == "postgresql":
+        # literal text, not bound parameters: GROUP BY must repeat the SELECT's expression exactly
+        utc: ColumnElement[str] = literal_column("'UTC'")
+        pattern: ColumnElement[str] = literal_column("'YYYY-MM-DD HH24'")
+        return func.to_char(func.timezone(utc, deliveries.c.updated_at), pattern)
+    return func.substr(deliveries.c.updated_at, 1, 13)  # SQLite: 'YYYY-MM-DD HH:MM:SS...' naive UTC
+
+
 async def ended_deliveries(conn: AsyncConnection, since: datetime) -> list[DeliveryTally]:
-    """Deliveries that ended at or after ``since``, counted by status, channel and reason."""
+    """Deliveries that ended at or after ``since``, counted by status, channel, reason and UTC hour."""
     n = func.count().label("n")
+    hour = _ended_hour(conn.dialect.name).label("hour")
     query = (
-        select(deliveries.c.status, deliveries.c.channel, deliveries.c.reason, n)
+        select(deliveries.c.status, deliveries.c.channel, deliveries.c.reason, hour, n)
         .where(ENDED, deliveries.c.updated_at >= since)
-        .group_by(deliveries.c.status, deliveries.c.channel, deliveries.c.reason)
+        .group_by(deliveries.c.status, deliveries.c.channel, deliveries.c.reason, hour)
     )
-    return [DeliveryTally(r.status, r.channel, r.reason, int(r.n)) for r in await conn.execute(query)]
+    return [
+        DeliveryTally(
+            r.status, r.channel, r.reason, int(r.n), datetime.strptime(r.hour, HOUR_FORMAT).replace(tzinfo=UTC)
+        )
+        for r in await conn.execute(query)
+    ]
 
 
 async def live_deliveries(conn: AsyncConnection) -> dict[str, int]:

@@ -1,6 +1,8 @@
 """``GET /console``: the dashboard. Deliveries that ended in the last 24 hours by status, channel and
 reason; the queue (due now, sending, waiting, the age of the oldest due delivery); the in-app items
-written; the last failures, each linked to its notification's trace.
+written; a chart of the last 24 UTC hours (sent, delivered, failed, skipped per hour, an inline SVG
+drawn on the server with a table as its text alternative: the console's CSP allows no inline script or
+style); the last failures, each linked to its notification's trace.
 
 The figures are read by store/dashboard.py and store/queue_stats.py (index range scans) and kept
 per process for ``CACHE_SECONDS``: several people with the dashboard open cost one set of queries.
@@ -11,7 +13,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import Response
@@ -27,6 +29,10 @@ WINDOW = timedelta(hours=24)
 CACHE_SECONDS = 15.0
 FAILURES_SHOWN = 20
 STATUS_ORDER = ("sent", "delivered", "undelivered", "failed", "skipped", "expired", "cancelled")
+CHART_STATUSES = ("sent", "delivered", "failed", "skipped")  # stacked bottom to top
+CHART_HOURS = 24
+# the SVG's geometry, in viewBox units: one slot per hour, bars PLOT_HEIGHT tall at most
+SLOT, BAR, TOP, PLOT_HEIGHT = 20, 14, 6, 120
 
 router = APIRouter(include_in_schema=False)
 
@@ -40,6 +46,34 @@ class Queue:
 
 
 @dataclass(frozen=True)
+class Segment:
+    status: str
+    y: float
+    height: float
+
+
+@dataclass(frozen=True)
+class HourBar:
+    """One UTC hour of the chart: its counts, and where its stacked bar is drawn."""
+
+    hour: datetime
+    counts: dict[str, int]
+    x: float
+    segments: list[Segment]
+
+
+@dataclass(frozen=True)
+class HourChart:
+    bars: list[HourBar]
+    peak: int
+    width: int
+    top: int
+    plot_height: int
+    plot_bottom: int
+    height: int
+
+
+@dataclass(frozen=True)
 class Dashboard:
     at: datetime
     statuses: list[str]
@@ -50,6 +84,7 @@ class Dashboard:
     queue: Queue
     inbox_items: int
     failures: list[FailedDelivery]
+    chart: HourChart
 
 
 @dataclass
@@ -63,6 +98,43 @@ class DashboardCache:
 def _statuses(tallies: list[DeliveryTally]) -> list[str]:
     seen = {t.status for t in tallies}
     return [s for s in STATUS_ORDER if s in seen] + sorted(seen - set(STATUS_ORDER))
+
+
+def _stack(counts: dict[str, int], peak: int) -> list[Segment]:
+    """The bar's segments, bottom up; a non-zero count is at least one unit tall, to stay visible."""
+    segments, bottom = [], float(TOP + PLOT_HEIGHT)
+    for status in CHART_STATUSES:
+        if counts[status]:
+            height = max(1.0, round(counts[status] / peak * PLOT_HEIGHT, 2))
+            bottom -= height
+            segments.append(Segment(status, round(bottom, 2), height))
+    return segments
+
+
+def hour_chart(tallies: list[DeliveryTally], at: datetime) -> HourChart:
+    """The last ``CHART_HOURS`` UTC hours, the current one (so far) last. The window's partial first
+    hour (before the oldest whole hour shown) is counted in the tables but not drawn."""
+    current = at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    hours = [current - timedelta(hours=CHART_HOURS - 1 - i) for i in range(CHART_HOURS)]
+    counts: dict[datetime, dict[str, int]] = {h: dict.fromkeys(CHART_STATUSES, 0) for h in hours}
+    for tally in tallies:
+        if tally.hour in counts and tally.status in CHART_STATUSES:
+            counts[tally.hour][tally.status] += tally.count
+    peak = max((sum(c.values()) for c in counts.values()), default=0)
+    bars = [
+        HourBar(h, counts[h], i * SLOT + (SLOT - BAR) / 2, _stack(counts[h], peak) if peak else [])
+        for i, h in enumerate(hours)
+    ]
+    bottom = TOP + PLOT_HEIGHT
+    return HourChart(
+        bars=bars,
+        peak=peak,
+        width=CHART_HOURS * SLOT,
+        top=TOP,
+        plot_height=PLOT_HEIGHT,
+        plot_bottom=bottom,
+        height=bottom + 18,
+    )
 
 
 def summarize(
@@ -91,6 +163,7 @@ def summarize(
         queue=queue,
         inbox_items=inbox_items,
         failures=failures,
+        chart=hour_chart(tallies, at),
     )
 
 
@@ -137,6 +210,8 @@ async def dashboard_page(console: Viewer) -> Response:
         nav="dashboard",
         board=board,
         cache_seconds=int(CACHE_SECONDS),
+        chart_statuses=CHART_STATUSES,
+        bar_width=BAR,
         oldest_due=duration(console, oldest) if oldest is not None else "—",
     )
 

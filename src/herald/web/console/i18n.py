@@ -441,6 +441,12 @@ EN: dict[str, str] = {
     "notice.type_deleted": "Type deleted.",
     "notice.template_saved": "Template saved.",
     "notice.template_deleted": "Template deleted.",
+    # -- dashboard: the per-hour chart --
+    "dashboard.hourly": "Per hour, last 24 hours (UTC)",
+    "dashboard.hour_label": "{hour} UTC: {sent} sent, {delivered} delivered, {failed} failed, {skipped} skipped",
+    "dashboard.hourly_note": "Hours in UTC, the current hour so far last; the tallest bar is {peak} deliveries.",
+    "dashboard.hourly_table": "The chart as a table",
+    "dashboard.hour_utc": "Hour (UTC)",
 }
 
 ZH: dict[str, str] = {
@@ -853,6 +859,12 @@ ZH: dict[str, str] = {
     "notice.type_deleted": "类型已删除。",
     "notice.template_saved": "模板已保存。",
     "notice.template_deleted": "模板已删除。",
+    # -- dashboard: the per-hour chart --
+    "dashboard.hourly": "最近 24 小时逐小时统计（UTC）",
+    "dashboard.hour_label": "{hour} UTC：已发送 {sent}，已送达 {delivered}，失败 {failed}，已跳过 {skipped}",
+    "dashboard.hourly_note": "时间为 UTC，最后一栏是当前小时（截至现在）；最高的柱为 {peak} 个投递。",
+    "dashboard.hourly_table": "以表格查看图表",
+    "dashboard.hour_utc": "小时（UTC）",
 }
 
 MESSAGES: dict[str, dict[str, str]] = {"en": EN, "zh-CN": ZH}
