@@ -359,7 +359,8 @@ def check_outcomes(base: str, log: Path, receivers: list[tuple[Block, Path]]) ->
         time.sleep(0.2)
     assert [d["user_id"] for d in hooks] == ["carol", "dave"] and {d["status"] for d in hooks} == {"sent"}, hooks
     assert mails["alice"]["status"] == "sent", json.dumps(mails, indent=1)
-    assert (mails["bob"]["status"], mails["bob"]["reason"]) == ("skipped", "no email address"), mails
+    bob = mails["bob"]
+    assert (bob["status"], bob["reason"], bob["reason_detail"]) == ("skipped", "no_address", "no email address"), mails
     assert email["delivery_counts"] == {"sent": 1, "skipped": 1, "delivered": 2}, email["delivery_counts"]
     outputs = {block.lang: path for block, path in receivers}
     deadline = time.monotonic() + 5

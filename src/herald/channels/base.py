@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from herald.core.errors import Invalid
 from herald.core.records import Endpoint, Profile
@@ -62,6 +62,40 @@ class ChannelSettings(BaseModel):
                     raise Invalid([(f"config.{key}", "send the secret itself, not the mask")])
                 config[key] = stored[key]
         return config
+
+    @classmethod
+    def refuse_moved_secrets(
+        cls, sent: Mapping[str, Any], config: Mapping[str, Any], stored: Mapping[str, Any]
+    ) -> None:
+        """``Invalid`` naming each secret that ``sent`` (the config as the admin sent it) kept masked
+        while a setting deciding where it goes changed (``config``: after ``keep_masked``): else a
+        stored secret could be sent to a server of the editor's choosing, though never shown."""
+        kept = [key for key in cls.secret_fields() if is_masked(sent.get(key))]
+        moved = cls._destination_changes(config, stored) if kept else []
+        if moved:
+            why = f"send the secret again: {', '.join(moved)} changed, and a kept secret goes only where it went"
+            raise Invalid([(f"config.{key}", why) for key in kept])
+
+    @classmethod
+    def _destination_changes(cls, config: Mapping[str, Any], stored: Mapping[str, Any]) -> list[str]:
+        """The non-secret settings that decide where (and as whom) a secret is sent — host, port, URL,
+        endpoint, user, TLS, region, … — whose value differs between ``config`` and ``stored``,
+        compared as validated (``"587"`` and ``587`` are the same port)."""
+        try:
+            new, old = cls.model_validate(dict(config)), cls.model_validate(dict(stored))
+        except ValidationError:
+            return []  # the save refuses the config anyway, naming what is wrong
+        secrets = set(cls.secret_fields())
+        return [
+            name
+            for name in cls.model_fields
+            if name not in secrets
+            and any(part in name.lower() for part in _DESTINATION_PARTS)
+            and getattr(new, name) != getattr(old, name)
+        ]
+
+
+_DESTINATION_PARTS = ("host", "port", "url", "endpoint", "server", "user", "tls", "ssl", "region", "domain", "app")
 
 
 def _holds_secret(annotation: Any) -> bool:

@@ -93,6 +93,8 @@ async def save_account(
         stored = existing["config"] if existing and existing["channel"] == account.channel else None
         # a masked secret sent back unchanged (a console form round-trip) keeps the stored one
         config = channel.Settings.keep_masked(dict(account.config), stored)
+        if stored:
+            channel.Settings.refuse_moved_secrets(account.config, config, stored)
         config = channel.complete_settings(config, stored)
         try:
             settings = channel.Settings.model_validate(config)

@@ -19,7 +19,9 @@ from herald.web.console.render import redirect, render
 router = APIRouter(include_in_schema=False)
 BASE = "/console/api-keys"
 MAX_NAME = 200
-SCOPES = tuple(s.value for s in Scope)
+SCOPES = tuple(s.value for s in Scope if s is not Scope.CONVERSATIONS_READ)
+"""``conversations:read`` (reading users' private messages) is given by ``herald apikey create`` only,
+on the server's command line: never by a click in the console."""
 
 
 async def _list_page(

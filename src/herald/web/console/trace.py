@@ -194,10 +194,18 @@ async def user_view(console: Console, user_id: str) -> dict[str, Any]:
         "preferences": stored[0] if stored is not None else None,
         "preferences_at": stored[1] if stored is not None else None,
         "inbox": [
-            {**item, "created_at": _time(item["created_at"]), "read_at": _time(item["read_at"])}
+            {**_private(item), "created_at": _time(item["created_at"]), "read_at": _time(item["read_at"])}
             for item in (inbox_item_view(i) for i in page.items)
         ],
     }
+
+
+def _private(item: dict[str, Any]) -> dict[str, Any]:
+    """A direct-message item shows who wrote, never what: reading a conversation takes the audited
+    ``conversations:read`` scope (api/direct.py), not a console viewer's look at an inbox."""
+    if item["category"] != "direct":
+        return item
+    return {**item, "title": item["title"], "summary": None, "body": None, "data": {}}
 
 
 def _next_link(search: Search, found: trace_search.Found | None) -> str | None:
