@@ -98,6 +98,7 @@ async def setup(client: httpx.AsyncClient, hook_url: str, users: int) -> None:
 async def trigger_rate(client: httpx.AsyncClient, type_key: str, users: int, concurrency: int, seconds: float) -> float:
     """Single-recipient triggers per second, ``concurrency`` in flight for ``seconds``."""
     counter = iter(range(10**9))
+    nonce = time.monotonic_ns()  # every cell's own keys: nothing merges with (or is a duplicate of) another's
     done = 0
     deadline = time.perf_counter() + seconds
 
@@ -105,7 +106,7 @@ async def trigger_rate(client: httpx.AsyncClient, type_key: str, users: int, con
         nonlocal done
         while time.perf_counter() < deadline:
             n = next(counter)
-            body = {"type": type_key, "to": [f"user{n % users:07d}"], "data": {"n": f"{type_key}-{n}"}}
+            body = {"type": type_key, "to": [f"user{n % users:07d}"], "data": {"n": f"{type_key}-{nonce}-{n}"}}
             r = await client.post("/v1/notifications", json=body)
             assert r.status_code == 202, r.text
             done += 1
@@ -134,12 +135,13 @@ async def worker_rate(url: str, client: httpx.AsyncClient, sink: Any, type_key: 
     """Webhook deliveries per second sent by one worker process (the sink's clock)."""
     await drop_queued_deliveries(url)
     sink.reset("healthy")
+    nonce = time.monotonic_ns()
     for start in range(0, count, 500):
         triggers = [
             {
                 "type": type_key,
                 "to": [f"user{i % users:07d}"],
-                "data": {"n": f"w-{type_key}-{i}"},
+                "data": {"n": f"w-{type_key}-{nonce}-{i}"},
                 "channels": ["webhook"],
             }
             for i in range(start, min(count, start + 500))
