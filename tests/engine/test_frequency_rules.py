@@ -169,8 +169,11 @@ async def test_fifty_concurrent_triggers_against_a_cap_of_three_send_exactly_thr
     assert found.count(("skipped", "frequency_cap")) == 47
     assert all(c.takes > 0 for c in counted), [c.takes for c in counted]  # both workers decided
     skipped = [d for i in ids for d in await deliveries_of(harness, i) if d["status"] == "skipped"]
-    assert {(len(d["attempt_log"]), d["reason_detail"]) for d in skipped} == {(0, skipped[0]["reason_detail"])}
-    assert "at most 3" in skipped[0]["reason_detail"]  # suppressed before any send: no attempt logged
+    assert {d["reason_detail"] for d in skipped} == {skipped[0]["reason_detail"]}
+    assert "at most 3" in skipped[0]["reason_detail"]
+    # suppressed before any send: never a sent attempt (a loaded machine may log a retry first, when a
+    # worker's lease ran out while it waited for the counters and the other worker took the delivery)
+    assert all(a["outcome"] != "sent" for d in skipped for a in d["attempt_log"]), skipped
 
 
 async def test_caps_per_channel_and_over_all_channels_count_per_type(

@@ -118,7 +118,7 @@ def test_an_item_answered_elsewhere_shows_that_answer_and_a_required_reason_is_a
     bp = browser_page(live.widget_page(user="boss", attrs='realtime="off"'))  # no stream tells it first
     bp.part("bell").click()
     row = bp.page.locator(f'herald-inbox [part=item][data-id="{first}"]')
-    assert row.locator("[part=action]").all_text_contents() == ["批准", "驳回"]
+    expect(row.locator("[part=action]")).to_have_text(["批准", "驳回"])  # waits for the list to render
     # another device answers first: this tab's click is refused (409) and shows the recorded answer
     r = live.client.post(f"/v1/me/inbox/{first}/actions/reject", json={"reason": "人手不足"}, headers=live.me("boss"))
     assert r.status_code == 201, r.text
