@@ -440,9 +440,7 @@ async def handle_delivery(delivery: Delivery, context: Context, services: Servic
     return outcome.due_by(delivery.expires_at)
 
 
-async def _handle_within_deadline(
-    delivery: Delivery, context: Context, services: Services, policy: Policy
-) -> Outcome:
+async def _handle_within_deadline(delivery: Delivery, context: Context, services: Services, policy: Policy) -> Outcome:
     try:
         async with asyncio.timeout(policy.deadline):
             return await run_stages(delivery, context, services, policy)
