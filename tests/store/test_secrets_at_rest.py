@@ -30,17 +30,17 @@ async def test_secret_is_encrypted_and_masked(harness: Harness) -> None:
         stored = (await conn.execute(select(channel_accounts.c.config_encrypted))).scalar_one()
     assert PASSWORD not in stored and "bot" not in stored
 
-    # a console form sends the mask back: the stored secret is kept
+    # a console form sends the mask back: the stored secret is kept (while it goes where it went)
     r = await harness.client.put(
         "/v1/channel-accounts/mail",
-        json={"channel": "email", "config": {**config, "password": "********", "port": 2526}},
+        json={"channel": "email", "config": {**config, "password": "********", "timeout": 20}},
         headers=harness.admin(),
     )
     assert r.status_code == 200, r.text
     async with harness.herald.db.read() as conn:
         stored = (await conn.execute(select(channel_accounts.c.config_encrypted))).scalar_one()
     kept = json.loads(SecretBox(harness.herald.secret_key).open(stored))
-    assert kept["password"] == PASSWORD and kept["port"] == 2526
+    assert kept["password"] == PASSWORD and kept["timeout"] == 20
 
 
 async def test_mask_without_a_stored_secret_is_refused(harness: Harness) -> None:
